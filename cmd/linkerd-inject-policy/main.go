@@ -1,0 +1,45 @@
+// Command linkerd-inject-policy applies Linkerd injection policy to
+// Kubernetes workloads: as a mutating admission webhook (serve), offline on
+// manifests (check), and installs Linkerd itself (bootstrap).
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	if err := newRootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "linkerd-inject-policy:", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "linkerd-inject-policy",
+		Short:         "Apply Linkerd injection policy to Kubernetes workloads",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServeCmd(), newCheckCmd(), newBootstrapCmd(), newVersionCmd())
+	return root
+}
+
+// exitError carries a process exit code through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func exitCode(err error) int {
+	if e, ok := err.(*exitError); ok {
+		return e.code
+	}
+	return 1
+}

@@ -1,0 +1,71 @@
+// Package policy is the pure core of linkerd-inject-policy: given an object,
+// the context it is admitted in and a PolicyConfig, it decides which Linkerd
+// annotations and fields the object needs. Nothing here does I/O, reads the
+// clock, logs or knows about HTTP, so the webhook, the `check` CLI and the
+// tests all share one truth.
+package policy
+
+import (
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// Mode is how a namespace (or object) is policed.
+type Mode string
+
+// The three modes, from strongest to weakest.
+const (
+	ModeEnforce Mode = "enforce"
+	ModeAudit   Mode = "audit"
+	ModeOff     Mode = "off"
+)
+
+// Well-known annotation and label keys.
+const (
+	AnnotationInject            = "linkerd.io/inject"
+	AnnotationOpaquePorts       = "config.linkerd.io/opaque-ports"
+	AnnotationSkipOutboundPorts = "config.linkerd.io/skip-outbound-ports"
+	// AnnotationApplied is the trace annotation: sorted, comma-separated names
+	// of the rules that changed the object. Stable under re-evaluation.
+	AnnotationApplied = "linkerd-inject-policy.io/applied"
+	// LabelMode is the namespace label selecting the mode; the same key as an
+	// object annotation may only lower the mode.
+	LabelMode = "linkerd-inject-policy.io/mode"
+)
+
+// Context is what Evaluate knows about where the object is admitted.
+type Context struct {
+	// Namespace of the object (the request's namespace when the object has none).
+	Namespace string
+	// NamespaceLabels of that namespace; nil when unknown.
+	NamespaceLabels map[string]string
+}
+
+// Change is one modification a rule makes (or, in audit mode, would make).
+type Change struct {
+	Rule    string // rule name, e.g. "jobs"
+	Reason  string // snake_case reason code, e.g. "job_never_completes"
+	Message string // human sentence explaining why
+	Path    string // where, e.g. "spec.template.metadata.annotations[linkerd.io/inject]"
+	Action  string // "set", "merge" or "remove"
+	Value   string // the value written (empty for remove)
+}
+
+// Skip is a rule that matched but deliberately changed nothing (for example
+// reason "user_override"), or a value it could not parse and left alone.
+type Skip struct {
+	Rule    string
+	Reason  string
+	Message string
+	Path    string
+}
+
+// Decision is the outcome of Evaluate.
+type Decision struct {
+	// Object is the mutated deep copy; equal to the input when Changes is empty.
+	Object  *unstructured.Unstructured
+	Changes []Change
+	Skipped []Skip
+}
+
+// Changed reports whether any rule changed the object.
+func (d Decision) Changed() bool { return len(d.Changes) > 0 }
