@@ -26,20 +26,20 @@ tools:
 
 # Unit tests, fuzz seed corpora, and the e2e suite against a real
 # kube-apiserver + etcd + kube-controller-manager started by the tests.
-test: build cross
+test: build cross tools
 	$(GO) vet ./...
 	$(TEST_ENV) $(GO) test -race -timeout 40m ./...
 
 unit:
 	$(GO) test -race -short ./...
 
-e2e: build
+e2e: build tools
 	$(TEST_ENV) $(GO) test -race -timeout 30m -count=1 ./e2e/...
 
-demo: build
+demo: build tools
 	$(TEST_ENV) $(GO) run ./e2e/cmd/demo
 
-bench: build
+bench: build tools
 	$(TEST_ENV) bash hack/bench.sh
 
 fuzz:
