@@ -106,11 +106,11 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, retErr error) {
 			return nil, fmt.Errorf("create %s: %w", sub, err)
 		}
 	}
-	start := time.Now()
-	if err := c.startControlPlane(); err != nil {
+	if err := c.startWatchdog(); err != nil {
 		return nil, err
 	}
-	if err := c.startWatchdog(); err != nil {
+	start := time.Now()
+	if err := c.startControlPlane(); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(logw, "cluster: etcd and kube-apiserver ready in %s (dir %s)\n", time.Since(start).Round(time.Millisecond), dir)
@@ -235,7 +235,6 @@ func (c *Cluster) startControllerManager(ctx context.Context) error {
 		_ = cmd.Wait()
 		close(c.kcmDone)
 	}()
-	c.watch(cmd.Process.Pid)
 
 	cs, err := kubernetes.NewForConfig(c.RESTConfig)
 	if err != nil {
@@ -286,12 +285,7 @@ func (c *Cluster) stop() error {
 			errs = append(errs, fmt.Errorf("stop etcd + kube-apiserver: %w", err))
 		}
 	}
-	if c.wdIn != nil {
-		// Tell the watchdog everything is down so it exits without killing.
-		_, _ = io.WriteString(c.wdIn, "stopped\n")
-		_ = c.wdIn.Close()
-		_ = c.watchdog.Wait()
-	}
+	c.stopWatchdog()
 	if c.Dir != "" {
 		if err := os.RemoveAll(c.Dir); err != nil {
 			errs = append(errs, fmt.Errorf("remove %s: %w", c.Dir, err))

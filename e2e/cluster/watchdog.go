@@ -2,42 +2,56 @@ package cluster
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 )
 
-// The watchdog is a tiny shell process that outlives us: it reads process
-// group ids on stdin and, if stdin reaches EOF without a "stopped" line (the
-// test binary was killed, timed out or got Ctrl-C before cleanup ran), it
-// terminates those groups and removes the cluster directory. That is how a
-// crashed `go test` still leaves no etcd or apiserver behind.
+// The watchdog is a tiny shell process that outlives us. It waits for EOF on
+// its stdin; if that comes without a "stopped" line first (the test binary
+// was killed, timed out or got Ctrl-C before its cleanup ran), it terminates
+// every process whose command line names the cluster directory (etcd,
+// kube-apiserver, kube-controller-manager, kubectl: each gets the fresh,
+// unique temp dir in its flags) and removes the directory. That is how a
+// crashed `go test` still leaves nothing behind. It is started before any
+// component, so there is no window in which a component could escape it.
 const watchdogScript = `
 trap '' INT HUP
-dir=$1
-pids=()
+dir=$LIP_WATCHDOG_DIR
 while IFS= read -r line; do
-  case $line in
-    stopped) exit 0 ;;
-    pid\ *) pids+=("${line#pid }") ;;
-  esac
+  [ "$line" = stopped ] && exit 0
 done
-for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null; done
-for _ in $(seq 50); do
-  alive=0
-  for p in "${pids[@]}"; do kill -0 -- "-$p" 2>/dev/null && alive=1; done
-  [ $alive = 0 ] && break
+# Pure bash (no grep, no subshell arguments naming dir), so that the
+# watchdog never finds itself.
+victims=()
+find_victims() {
+  victims=()
+  local f p a
+  for f in /proc/[0-9]*/cmdline; do
+    p=${f#/proc/}; p=${p%/cmdline}
+    while IFS= read -r -d '' a; do
+      if [[ $a == *"$dir"* ]]; then victims+=("$p"); break; fi
+    done < "$f" 2>/dev/null
+  done
+}
+find_victims
+for p in "${victims[@]}"; do kill -TERM "$p" 2>/dev/null; done
+for _ in $(seq 25); do
+  find_victims
+  [ ${#victims[@]} = 0 ] && break
   sleep 0.2
 done
-for p in "${pids[@]}"; do kill -KILL -- "-$p" 2>/dev/null; done
+for p in "${victims[@]}"; do kill -KILL "$p" 2>/dev/null; done
 rm -rf -- "$dir"
 `
 
 func (c *Cluster) startWatchdog() error {
-	cmd := exec.Command("bash", "-c", watchdogScript, "lip-e2e-watchdog", c.Dir)
+	cmd := exec.Command("bash", "-c", watchdogScript, "lip-e2e-watchdog")
+	// The directory goes in the environment, not the command line, so the
+	// watchdog's own processes do not match it.
+	cmd.Env = append(os.Environ(), "LIP_WATCHDOG_DIR="+c.Dir)
+	// Its own process group: a Ctrl-C on the terminal must not reach it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -47,57 +61,17 @@ func (c *Cluster) startWatchdog() error {
 		return fmt.Errorf("start watchdog: %w", err)
 	}
 	c.watchdog, c.wdIn = cmd, in
-	// envtest starts etcd and kube-apiserver in their own process groups
-	// but does not tell us their pids: find our children running from Dir.
-	pids, err := childrenUsing(c.Dir)
-	if err != nil {
-		return fmt.Errorf("watchdog: %w", err)
-	}
-	for _, p := range pids {
-		c.watch(p)
-	}
 	return nil
 }
 
-// watch hands a process group to the watchdog.
-func (c *Cluster) watch(pid int) {
-	if c.wdIn != nil {
-		_, _ = fmt.Fprintf(c.wdIn, "pid %d\n", pid)
+// stopWatchdog tells the watchdog that everything is down, so it exits
+// without touching anything.
+func (c *Cluster) stopWatchdog() {
+	if c.wdIn == nil {
+		return
 	}
-}
-
-// childrenUsing lists our direct child processes whose command line mentions dir.
-func childrenUsing(dir string) ([]int, error) {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil, fmt.Errorf("list /proc: %w", err)
-	}
-	self := os.Getpid()
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// Fields after the parenthesised command name: state ppid ...
-		s := string(stat)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 2 || f[1] != strconv.Itoa(self) {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || !strings.Contains(string(cmdline), dir) {
-			continue
-		}
-		pids = append(pids, pid)
-	}
-	return pids, nil
+	_, _ = io.WriteString(c.wdIn, "stopped\n")
+	_ = c.wdIn.Close()
+	_ = c.watchdog.Wait()
+	c.wdIn = nil
 }
