@@ -39,7 +39,7 @@ func GenerateTrustAnchor(commonName string, now time.Time, validity time.Duratio
 		isCA:       true,
 		maxPathLen: -1,
 		keyUsage:   x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		notBefore:  now.Add(-clockSkew),
+		notBefore:  now.Add(-backdate(validity)),
 		notAfter:   now.Add(validity),
 	}, nil)
 	if err != nil {
@@ -80,7 +80,7 @@ func GenerateIssuer(anchor *KeyPair, now time.Time, validity time.Duration) (*Ke
 		maxPathLen:  0, // it signs proxy leaf certificates only
 		keyUsage:    x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		extKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		notBefore:   now.Add(-clockSkew),
+		notBefore:   now.Add(-backdate(validity)),
 		notAfter:    notAfter,
 	}, anchor)
 	if err != nil {

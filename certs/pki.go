@@ -22,9 +22,16 @@ type KeyPair struct {
 	KeyPEM  []byte
 }
 
-// clockSkew backdates NotBefore so a certificate is already valid on nodes
-// whose clocks run a little behind the one that issued it.
-const clockSkew = 5 * time.Minute
+// maxBackdate bounds how far NotBefore is set before the issue time, so a
+// certificate is already valid on nodes whose clocks run a little behind.
+const maxBackdate = 5 * time.Minute
+
+// backdate is a tenth of the validity, at most maxBackdate: short-lived
+// certificates (tests) keep most of their life after the issue time, which
+// keeps RenewBefore (a third of the life) meaningful.
+func backdate(validity time.Duration) time.Duration {
+	return min(maxBackdate, validity/10)
+}
 
 // template holds what differs between the certificates this package makes.
 type template struct {
@@ -174,4 +181,8 @@ func ParseCertificates(bundle []byte) ([]*x509.Certificate, error) {
 		return nil, errors.New("no PEM CERTIFICATE block found")
 	}
 	return out, nil
+}
+
+func pemCert(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
