@@ -1,16 +1,111 @@
 package main
 
 import (
-	"errors"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/bootstrap"
 )
 
-// TODO(skeleton): replaced by the real implementation.
+// defaultWebhookChart is where the webhook's chart lives in the source tree.
+const defaultWebhookChart = "deploy/charts/linkerd-inject-policy"
+
 func newBootstrapCmd() *cobra.Command {
-	return &cobra.Command{
+	o := bootstrap.Options{}
+	cmd := &cobra.Command{
 		Use:   "bootstrap",
-		Short: "bootstrap (not implemented yet)",
-		RunE:  func(*cobra.Command, []string) error { return errors.New("bootstrap: not implemented yet") },
+		Short: "Install Linkerd and this webhook in one command",
+		Long: `Install or upgrade, idempotently, what the seed's cluster installs by hand:
+
+  1. preflight: cluster reachable, permissions, cert-manager and Prometheus operator CRDs, existing Linkerd
+  2. namespace linkerd with the labels the control plane needs
+  3. identity issuer: a cert-manager Certificate (--identity cert-manager) or a generated trust anchor + issuer
+  4. Helm releases linkerd-crds and linkerd-control-plane (trust anchor and issuer scheme set for you)
+  5. with --viz: namespace linkerd-viz, release linkerd-viz on your Prometheus/Grafana, the seed's PodMonitors
+  6. this webhook's chart, in --policy-mode (audit by default: nothing changes until you choose)
+  7. wait until the Deployments are available and the webhook answers (--wait=false skips)
+
+A second run upgrades in place and reports "unchanged" where nothing changed.
+--dry-run prints every object as YAML and changes nothing. See docs/bootstrap.md.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
+			defer stop()
+			if !cmd.Flags().Changed("issuer-ref") {
+				// Empty lets bootstrap fall back to its own trust-anchor
+				// chain when the default issuer does not exist.
+				o.IssuerRef = ""
+			}
+			if o.WebhookChart == "" {
+				o.WebhookChart = findWebhookChart(o.ChartDir)
+			}
+			return bootstrap.Run(ctx, o, cmd.OutOrStdout())
+		},
 	}
+	fl := cmd.Flags()
+	addClusterFlags(cmd, &o)
+	fl.StringVar(&o.Identity, "identity", bootstrap.IdentityGenerated, "identity issuer: cert-manager (a Certificate signed by --issuer-ref) or generated (trust anchor and issuer made here)")
+	fl.StringVar(&o.IssuerRef, "issuer-ref", bootstrap.DefaultIssuerRef, "cert-manager issuer of the identity issuer, Kind/name (ClusterIssuer or Issuer in linkerd); if left at the default and missing, bootstrap makes a trust anchor through cert-manager")
+	fl.StringVar(&o.RepoURL, "repo", bootstrap.DefaultRepoURL, "Helm repository of the Linkerd charts")
+	fl.StringVar(&o.Version, "version", "", "version of the Linkerd charts (default: the newest in --repo)")
+	fl.StringVar(&o.ChartDir, "chart-dir", "", "directory with the charts linkerd-crds, linkerd-control-plane, linkerd-viz (unpacked or .tgz) instead of --repo, for air-gapped clusters")
+	fl.StringArrayVarP(&o.ValuesFiles, "values", "f", nil, "values file for linkerd-control-plane (repeatable)")
+	fl.StringArrayVar(&o.SetValues, "set", nil, "value for linkerd-control-plane, key=value[,key=value] (repeatable)")
+	fl.BoolVar(&o.Viz, "viz", false, "also install the linkerd-viz extension")
+	fl.StringVar(&o.PrometheusURL, "prometheus-url", "", "with --viz: your Prometheus (viz's own is then disabled)")
+	fl.StringVar(&o.GrafanaURL, "grafana-url", "", "with --viz: your Grafana, for the dashboard's links")
+	fl.StringVar(&o.PodMonitorNamespace, "podmonitor-namespace", bootstrap.VizNamespace, "with --viz and the Prometheus operator: namespace of the seed's PodMonitors")
+	fl.StringVar(&o.WebhookChart, "webhook-chart", "", "this webhook's chart (default: linkerd-inject-policy in --chart-dir, else "+defaultWebhookChart+")")
+	fl.StringVar(&o.PolicyMode, "policy-mode", bootstrap.PolicyModeAudit, "webhook default mode: audit (warn only), enforce (cluster-wide) or opt-in (only labelled namespaces)")
+	fl.BoolVar(&o.Wait, "wait", true, "wait for the Deployments to become available and the webhook to answer")
+	fl.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long each wait may take")
+	fl.BoolVar(&o.DryRun, "dry-run", false, "print every object as YAML and change nothing")
+	cmd.AddCommand(newBootstrapUninstallCmd())
+	return cmd
+}
+
+func addClusterFlags(cmd *cobra.Command, o *bootstrap.Options) {
+	cmd.Flags().StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG or ~/.kube/config)")
+	cmd.Flags().StringVar(&o.Context, "context", "", "kubeconfig context (default the current one)")
+}
+
+func newBootstrapUninstallCmd() *cobra.Command {
+	o := bootstrap.Options{}
+	cmd := &cobra.Command{
+		Use:   "uninstall",
+		Short: "Remove what bootstrap installed, in reverse order",
+		Long: `Remove the webhook, linkerd-viz and its PodMonitors, the control plane, the CRDs
+and the identity objects bootstrap created, then the namespaces bootstrap
+created. Namespaces that existed before (and anything else in them) stay.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
+			defer stop()
+			return bootstrap.Uninstall(ctx, o, cmd.OutOrStdout())
+		},
+	}
+	addClusterFlags(cmd, &o)
+	cmd.Flags().StringVar(&o.PodMonitorNamespace, "podmonitor-namespace", bootstrap.VizNamespace, "namespace bootstrap put the PodMonitors in")
+	cmd.Flags().DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long each Helm uninstall may take")
+	return cmd
+}
+
+// findWebhookChart picks this webhook's chart next to the Linkerd charts,
+// else from the source tree in the working directory.
+func findWebhookChart(chartDir string) string {
+	candidates := []string{defaultWebhookChart}
+	if chartDir != "" {
+		candidates = append([]string{filepath.Join(chartDir, "linkerd-inject-policy")}, candidates...)
+	}
+	for _, c := range candidates {
+		if st, err := os.Stat(filepath.Join(c, "Chart.yaml")); err == nil && !st.IsDir() {
+			return c
+		}
+	}
+	return ""
 }
