@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -40,6 +41,9 @@ type SelfManagedOptions struct {
 	CheckInterval     time.Duration
 	Now               func() time.Time
 	Log               logr.Logger
+	// Stopped, if set, is called once the background loop has returned after
+	// ctx ended, so a caller can wait until nothing writes CertDir any more.
+	Stopped func()
 }
 
 func (o *SelfManagedOptions) defaults() error {
@@ -47,13 +51,16 @@ func (o *SelfManagedOptions) defaults() error {
 	if o.Client == nil {
 		missing = append(missing, "Client")
 	}
-	for name, v := range map[string]string{"Namespace": o.Namespace, "SecretName": o.SecretName, "ServiceName": o.ServiceName, "WebhookConfigName": o.WebhookConfigName, "CertDir": o.CertDir} {
-		if v == "" {
-			missing = append(missing, name)
+	for _, f := range []struct{ name, value string }{
+		{"Namespace", o.Namespace}, {"SecretName", o.SecretName}, {"ServiceName", o.ServiceName},
+		{"WebhookConfigName", o.WebhookConfigName}, {"CertDir", o.CertDir},
+	} {
+		if f.value == "" {
+			missing = append(missing, f.name)
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("self-managed options: %v required", missing)
+		return fmt.Errorf("self-managed options: %s required", strings.Join(missing, ", "))
 	}
 	if o.CAValidity < 0 || o.CertValidity < 0 || o.CheckInterval < 0 {
 		return errors.New("self-managed options: validities and check interval must not be negative")
@@ -106,6 +113,9 @@ type manager struct {
 }
 
 func (m *manager) loop(ctx context.Context, caOK bool) {
+	if m.o.Stopped != nil {
+		defer m.o.Stopped()
+	}
 	// A failed caBundle write is retried sooner than the regular check: until
 	// it succeeds the apiserver cannot call us.
 	retry := min(m.o.CheckInterval, 5*time.Second)
