@@ -355,7 +355,6 @@ func serveOnListener(t *testing.T, ln net.Listener, certDir string) {
 	t.Cleanup(func() { cancel(); _ = srv.Close() })
 }
 
-
 func admit(w http.ResponseWriter, r *http.Request) {
 	var review admissionv1.AdmissionReview
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
