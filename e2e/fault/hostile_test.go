@@ -117,7 +117,11 @@ func hostileCases(t *testing.T) []hostileCase {
 		{name: "duplicate keys in the review: the last one counts", body: dupKeys, wantStatus: 200, wantPatch: true},
 		{name: "duplicate annotation keys: the last one counts", body: dupAnnotation, wantStatus: 200, wantPatch: true},
 		{name: "invalid UTF-8 in a name is admitted", body: badUTF8, wantStatus: 200, wantPatch: true},
-		{name: "DELETE is admitted unchanged", body: edit(func(_, r map[string]any) { r["operation"] = "DELETE"; r["oldObject"] = r["object"]; delete(r, "object") }), wantStatus: 200},
+		{name: "DELETE is admitted unchanged", body: edit(func(_, r map[string]any) {
+			r["operation"] = "DELETE"
+			r["oldObject"] = r["object"]
+			delete(r, "object")
+		}), wantStatus: 200},
 		{name: "a status subresource is admitted unchanged", body: edit(func(_, r map[string]any) { r["subResource"] = "status" }), wantStatus: 200},
 		{name: "an unhandled kind is admitted unchanged", body: reviewBody(t, "uid-cm", gvk{"", "v1", "ConfigMap", "configmaps"}, "apps", map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "c"}}), wantStatus: 200},
 		{name: "a v1beta1 review is answered", body: edit(func(m, _ map[string]any) { m["apiVersion"] = "admission.k8s.io/v1beta1" }), wantStatus: 200, wantPatch: true},
