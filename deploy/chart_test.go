@@ -75,7 +75,9 @@ func kinds(objs []*unstructured.Unstructured) []string {
 	return out
 }
 
-func selfManaged() map[string]any { return map[string]any{"certs": map[string]any{"mode": "self-managed"}} }
+func selfManaged() map[string]any {
+	return map[string]any{"certs": map[string]any{"mode": "self-managed"}}
+}
 
 func TestChartRendersTheObjectsOfEachCertMode(t *testing.T) {
 	cases := []struct {
