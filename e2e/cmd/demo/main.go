@@ -118,19 +118,20 @@ func run(ctx context.Context, stdout, stderr io.Writer) int {
 	failed := printChecks(stdout, checks(rows, d.warnings))
 
 	if os.Getenv("DEMO_KEEP") == "1" {
+		kubectl := filepath.Join(c.BinDir, "kubectl")
 		fmt.Fprintf(stdout, `
 The cluster keeps running (DEMO_KEEP=1). Explore it with the real kubectl:
 
-  export KUBECONFIG=%s
-  alias kubectl=%s
-  kubectl get pods -A -L %s
+  export KUBECONFIG=%[1]s
+  alias kubectl=%[2]s
+  kubectl get namespaces -L %[3]s
+  kubectl get pods -n demo-enforce -o custom-columns='POD:.metadata.name,INJECT:.metadata.annotations.linkerd\.io/inject,RULES:.metadata.annotations.linkerd-inject-policy\.io/applied'
   kubectl get job db-migrate -n demo-enforce -o yaml
-  kubectl apply -n demo-audit -f %s      # prints the audit warnings again
-  less %s                                # apiserver audit log
+  kubectl apply -n demo-audit -f %[4]s    # prints the audit warnings again
+  less %[5]s    # the apiserver's audit log
 
 Press Ctrl-C to stop it and clean up.
-`, c.KubeconfigPath, filepath.Join(c.BinDir, "kubectl"), policy.LabelMode,
-			filepath.Join(repo, "examples", "jobs"), c.AuditLogPath)
+`, c.KubeconfigPath, kubectl, policy.LabelMode, filepath.Join(repo, "examples", "jobs"), c.AuditLogPath)
 		<-ctx.Done()
 		return 0
 	}
