@@ -61,7 +61,9 @@ type Skip struct {
 
 // Decision is the outcome of Evaluate.
 type Decision struct {
-	// Object is the mutated deep copy; equal to the input when Changes is empty.
+	// Object is the input object itself when Changes is empty; otherwise a
+	// copy-on-write copy that shares every subtree it did not change with
+	// the input. Neither may be modified by the caller.
 	Object  *unstructured.Unstructured
 	Changes []Change
 	Skipped []Skip
