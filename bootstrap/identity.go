@@ -327,7 +327,12 @@ func ensureCertManagerIdentity(ctx context.Context, c *clients, ref issuerRef, h
 	// cert-manager writes the Secret asynchronously; the chart needs its ca.crt.
 	var anchorPEM []byte
 	var lastProblem string
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+	// Checks use the caller's ctx so the deadline shows as "not ready", with why.
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+		if ready, why, err := certificateReady(ctx, c, IssuerCertificate); err != nil || !ready {
+			lastProblem = why
+			return false, err
+		}
 		s, err := getSecret(ctx, c, IssuerSecret)
 		if err != nil {
 			return false, err
@@ -363,6 +368,34 @@ func ensureCertManagerIdentity(ctx context.Context, c *clients, ref issuerRef, h
 		}
 	}
 	return identityResult{anchorPEM: anchorPEM, summary: fmt.Sprintf("Certificate %s/%s ready, signed by %s%s", ControlPlaneNamespace, IssuerCertificate, ref, chainNote)}, nil
+}
+
+// certificateReady reports whether cert-manager has issued the current spec
+// of a Certificate: its Ready condition is True for the latest generation.
+// Without the generation check a re-run that changed the issuer would read
+// the Secret of the previous issuer.
+func certificateReady(ctx context.Context, c *clients, name string) (bool, string, error) {
+	cert, err := c.dynamic.Resource(certificateGVR).Namespace(ControlPlaneNamespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return false, "", fmt.Errorf("get Certificate %s/%s: %w", ControlPlaneNamespace, name, err)
+	}
+	conds, _, _ := unstructured.NestedSlice(cert.Object, "status", "conditions")
+	for _, raw := range conds {
+		cond, ok := raw.(map[string]any)
+		if !ok || cond["type"] != "Ready" {
+			continue
+		}
+		gen, _, _ := unstructured.NestedInt64(cond, "observedGeneration")
+		msg, _ := cond["message"].(string)
+		if cond["status"] != "True" {
+			return false, "not ready: " + msg, nil
+		}
+		if gen < cert.GetGeneration() {
+			return false, "the issuer has not handled the latest change yet", nil
+		}
+		return true, "", nil
+	}
+	return false, "no Ready condition yet: is cert-manager running?", nil
 }
 
 func issuerExists(ctx context.Context, c *clients, ref issuerRef) (bool, error) {

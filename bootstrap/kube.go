@@ -70,7 +70,9 @@ func newRESTClientGetter(cfg *rest.Config, namespace string) (*restClientGetter,
 	return &restClientGetter{config: cfg, namespace: namespace, discovery: memory.NewMemCacheClient(dc)}, nil
 }
 
-func (g *restClientGetter) ToRESTConfig() (*rest.Config, error) { return rest.CopyConfig(g.config), nil }
+func (g *restClientGetter) ToRESTConfig() (*rest.Config, error) {
+	return rest.CopyConfig(g.config), nil
+}
 
 func (g *restClientGetter) ToDiscoveryClient() (discovery.CachedDiscoveryInterface, error) {
 	return g.discovery, nil

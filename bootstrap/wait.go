@@ -68,9 +68,12 @@ func (r *runner) wait(ctx context.Context) (string, error) {
 		}
 	}
 	start := time.Now()
-	var pending []string
-	err := wait.PollUntilContextTimeout(ctx, time.Second, r.o.Timeout, true, func(ctx context.Context) (bool, error) {
-		pending = pending[:0]
+	var lastPending []string
+	// The checks use the caller's ctx, not the poll's: a check cut short by
+	// the deadline would report the deadline instead of what is not ready.
+	err := wait.PollUntilContextTimeout(ctx, time.Second, r.o.Timeout, true, func(context.Context) (bool, error) {
+		var pending []string
+		defer func() { lastPending = pending }()
 		for _, d := range deployments {
 			dep, err := r.c.kube.AppsV1().Deployments(d.namespace).Get(ctx, d.name, metav1.GetOptions{})
 			if err != nil {
@@ -101,7 +104,7 @@ func (r *runner) wait(ctx context.Context) (string, error) {
 			return "", ctx.Err()
 		}
 		return "", &Error{
-			Problem: fmt.Sprintf("timed out after %s waiting for %s", r.o.Timeout, strings.Join(pending, ", ")),
+			Problem: fmt.Sprintf("timed out after %s waiting for %s", r.o.Timeout, strings.Join(lastPending, ", ")),
 			Fix:     "check the pods (kubectl get pods -n linkerd, kubectl describe pod ...), raise --timeout, or pass --wait=false to skip waiting",
 		}
 	}

@@ -1,0 +1,739 @@
+package bootstrap
+
+// Tests against a real kube-apiserver + etcd started by e2e/cluster. There
+// are no nodes, so no pod runs: the tests look at the objects and at the
+// Helm release state. Skipped with -short.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/release"
+	authnv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
+
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/certs"
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/e2e/cluster"
+)
+
+// startCluster starts the e2e control plane and returns it with clients.
+func startCluster(t *testing.T) (*cluster.Cluster, *clients) {
+	t.Helper()
+	c := cluster.StartForTest(t, cluster.Options{})
+	cl, err := newClients(c.RESTConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, cl
+}
+
+func kubectl(t *testing.T, c *cluster.Cluster, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, stderr, err := c.Kubectl(ctx, nil, args...); err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, stderr)
+	}
+}
+
+// installCRDs applies CRD files and waits until the apiserver serves them.
+func installCRDs(t *testing.T, c *cluster.Cluster, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		kubectl(t, c, "apply", "--server-side", "-f", p)
+	}
+	kubectl(t, c, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+}
+
+// releaseState is the newest revision and status of a Helm release, or "absent".
+func releaseState(t *testing.T, cfg *rest.Config, name, namespace string) string {
+	t.Helper()
+	ac, err := helmConfig(cfg, namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := lastRelease(ac, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rel == nil {
+		return "absent"
+	}
+	return fmt.Sprintf("revision %d %s", rel.Version, rel.Info.Status)
+}
+
+func releaseValues(t *testing.T, cfg *rest.Config, name, namespace string) map[string]any {
+	t.Helper()
+	ac, err := helmConfig(cfg, namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals, err := action.NewGetValues(ac).Run(name)
+	if err != nil {
+		t.Fatalf("values of release %s/%s: %v", namespace, name, err)
+	}
+	return vals
+}
+
+func helmReleaseSecrets(t *testing.T, cl *clients) int {
+	t.Helper()
+	list, err := cl.kube.CoreV1().Secrets(metav1.NamespaceAll).List(context.Background(), metav1.ListOptions{LabelSelector: "owner=helm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(list.Items)
+}
+
+// assertIdentity checks the issuer Secret chains to the trust anchor the
+// control-plane chart was given (in its values and in the rendered
+// trust-roots ConfigMap), and returns that anchor.
+func assertIdentity(t *testing.T, cl *clients) []byte {
+	t.Helper()
+	ctx := context.Background()
+	s, err := cl.kube.CoreV1().Secrets(ControlPlaneNamespace).Get(ctx, IssuerSecret, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("issuer Secret: %v", err)
+	}
+	if s.Type != corev1.SecretTypeTLS || len(s.Data["tls.key"]) == 0 || len(s.Data["ca.crt"]) == 0 {
+		t.Fatalf("issuer Secret is %s with keys %v, want kubernetes.io/tls with tls.crt, tls.key, ca.crt", s.Type, keys(s.Data))
+	}
+	anchor, _ := releaseValues(t, cl.config, ControlPlaneRelease, ControlPlaneNamespace)["identityTrustAnchorsPEM"].(string)
+	if _, err := certs.VerifyIssuer(s.Data["tls.crt"], []byte(anchor), time.Now()); err != nil {
+		t.Errorf("issuer Secret does not chain to the trust anchor passed to the chart: %v", err)
+	}
+	issuer, err := certs.ParseCertificates(s.Data["tls.crt"])
+	if err != nil || issuer[0].Subject.CommonName != certs.IdentityIssuerName {
+		t.Errorf("issuer certificate = %v, %v; want CN %s", issuer, err, certs.IdentityIssuerName)
+	}
+	if scheme := nested(releaseValues(t, cl.config, ControlPlaneRelease, ControlPlaneNamespace), "identity", "issuer", "scheme"); scheme != "kubernetes.io/tls" {
+		t.Errorf("identity.issuer.scheme = %q, want kubernetes.io/tls", scheme)
+	}
+	cm, err := cl.kube.CoreV1().ConfigMaps(ControlPlaneNamespace).Get(ctx, "linkerd-identity-trust-roots", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("trust roots ConfigMap of the chart: %v", err)
+	}
+	if strings.TrimSpace(cm.Data["ca-bundle.crt"]) != strings.TrimSpace(anchor) {
+		t.Error("the chart rendered a different trust anchor than its values")
+	}
+	return []byte(anchor)
+}
+
+func nested(m map[string]any, path ...string) string {
+	s, _, _ := unstructured.NestedString(m, path...)
+	return s
+}
+
+func keys(m map[string][]byte) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func resourceVersions(t *testing.T, cl *clients) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]string{}
+	for _, name := range []string{ControlPlaneNamespace, VizNamespace, WebhookNamespace} {
+		ns, err := cl.kube.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out["Namespace "+name] = ns.ResourceVersion
+	}
+	for _, name := range []string{IssuerSecret, TrustAnchorSecret} {
+		s, err := cl.kube.CoreV1().Secrets(ControlPlaneNamespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out["Secret "+name] = s.ResourceVersion
+	}
+	return out
+}
+
+// The issue's "done when": on the e2e apiserver, bootstrap with the
+// generated identity and --chart-dir creates the namespace, the issuer
+// Secret chaining to the anchor given to the chart, the releases and this
+// webhook; a second run changes nothing; --dry-run prints the full manifest
+// and creates nothing. Then upgrades, recovery, waiting and uninstall.
+func TestBootstrapGeneratedIdentityOnARealAPIServer(t *testing.T) {
+	c, cl := startCluster(t)
+	ctx := context.Background()
+	installCRDs(t, c, filepath.Join("testdata", "crds", "podmonitors.yaml"))
+	if err := c.CreateNamespace(ctx, "shop", map[string]string{"team": "shop"}); err != nil {
+		t.Fatal(err)
+	}
+	webhookChart := webhookChartDir(t)
+	opts := func(mod func(*Options)) Options {
+		o := Options{
+			RESTConfig:    c.RESTConfig,
+			Identity:      IdentityGenerated,
+			ChartDir:      testChartDir,
+			WebhookChart:  webhookChart,
+			Viz:           true,
+			PrometheusURL: "http://kube-prometheus-stack-prometheus.k3s-monitoring.svc.cluster.local:9090",
+			GrafanaURL:    "kube-prometheus-stack-grafana.k3s-monitoring.svc.cluster.local:80",
+			Wait:          false,
+		}
+		if mod != nil {
+			mod(&o)
+		}
+		return o
+	}
+	run := func(t *testing.T, o Options) (*bytes.Buffer, error) {
+		t.Helper()
+		var out bytes.Buffer
+		err := Run(ctx, o, &out)
+		t.Logf("bootstrap output:\n%s", tail(out.String(), 40))
+		return &out, err
+	}
+
+	t.Run("dry run prints the full manifest and creates nothing", func(t *testing.T) {
+		out, err := run(t, opts(func(o *Options) { o.DryRun = true }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs := parseStream(t, out.Bytes())
+		for _, want := range [][2]string{
+			{"Namespace", ControlPlaneNamespace}, {"Secret", IssuerSecret}, {"CustomResourceDefinition", "serviceprofiles.linkerd.io"},
+			{"ConfigMap", "linkerd-config"}, {"Deployment", "linkerd-destination"}, {"Deployment", "web"}, {"PodMonitor", "linkerd-controller"},
+			{"MutatingWebhookConfiguration", "linkerd-inject-policy"},
+		} {
+			if find(objs, want[0], want[1]) == nil {
+				t.Errorf("dry run output has no %s %s", want[0], want[1])
+			}
+		}
+		if lines := progressLines(out); len(lines) != 7 || !strings.Contains(lines[0], "Kubernetes v1.") {
+			t.Errorf("progress = %q, want 7 lines, the first with the server version", lines)
+		}
+		for _, ns := range []string{ControlPlaneNamespace, VizNamespace, WebhookNamespace} {
+			if _, err := cl.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				t.Errorf("dry run created namespace %s (err %v)", ns, err)
+			}
+		}
+		if n := helmReleaseSecrets(t, cl); n != 0 {
+			t.Errorf("dry run stored %d Helm releases", n)
+		}
+		if _, err := cl.dynamic.Resource(podMonitorGVR).Namespace(VizNamespace).List(ctx, metav1.ListOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("first run installs the namespace, identity, charts and the webhook", func(t *testing.T) {
+		out, err := run(t, opts(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := progressLines(out)
+		if len(lines) != 7 {
+			t.Fatalf("progress = %q", lines)
+		}
+		for i, want := range []string{
+			"[1/7] preflight: Kubernetes v1.", "[2/7] namespace: Namespace linkerd created",
+			"[3/7] identity issuer: Secret linkerd/linkerd-identity-issuer created (trust anchor generated",
+			"[4/7] linkerd: linkerd-crds 2026.11.1 installed (revision 1), linkerd-control-plane 2026.11.1 installed (revision 1)",
+			"[5/7] viz: Namespace linkerd-viz created, linkerd-viz 2026.11.1 installed (revision 1), PodMonitors in linkerd-viz 3 created",
+			"[6/7] webhook: Namespace linkerd-inject-policy created, linkerd-inject-policy ", "[7/7] wait: skipped (--wait=false)",
+		} {
+			if !strings.HasPrefix(lines[i], want) {
+				t.Errorf("line %d = %q, want it to start with %q", i+1, lines[i], want)
+			}
+		}
+		ns, err := cl.kube.CoreV1().Namespaces().Get(ctx, ControlPlaneNamespace, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range controlPlaneNamespaceLabels {
+			if ns.Labels[k] != v {
+				t.Errorf("namespace label %s = %q, want %q", k, ns.Labels[k], v)
+			}
+		}
+		if ns.Annotations["linkerd.io/inject"] != "disabled" {
+			t.Errorf("namespace annotation linkerd.io/inject = %q, want disabled", ns.Annotations["linkerd.io/inject"])
+		}
+		assertIdentity(t, cl)
+		for _, r := range [][2]string{{CRDsRelease, ControlPlaneNamespace}, {ControlPlaneRelease, ControlPlaneNamespace}, {VizRelease, VizNamespace}, {WebhookRelease, WebhookNamespace}} {
+			if got := releaseState(t, cl.config, r[0], r[1]); got != "revision 1 deployed" {
+				t.Errorf("release %s/%s: %s, want revision 1 deployed", r[1], r[0], got)
+			}
+		}
+		if got := nested(releaseValues(t, cl.config, WebhookRelease, WebhookNamespace), "policy", "defaultMode"); got != "audit" {
+			t.Errorf("webhook policy.defaultMode = %q, want audit (the first install changes nothing)", got)
+		}
+		if _, err := cl.kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "linkerd-inject-policy", metav1.GetOptions{}); err != nil {
+			t.Errorf("the webhook's MutatingWebhookConfiguration: %v", err)
+		}
+		deps, err := cl.kube.AppsV1().Deployments(WebhookNamespace).List(ctx, metav1.ListOptions{})
+		if err != nil || len(deps.Items) == 0 {
+			t.Errorf("no webhook Deployment in %s (err %v)", WebhookNamespace, err)
+		}
+		vizVals := releaseValues(t, cl.config, VizRelease, VizNamespace)
+		if vizVals["prometheusUrl"] == "" || nested(vizVals, "grafana", "url") == "" {
+			t.Errorf("viz values = %v, want prometheusUrl and grafana.url", vizVals)
+		}
+		if enabled, _, _ := unstructured.NestedBool(vizVals, "prometheus", "enabled"); enabled {
+			t.Error("viz prometheus.enabled is true, want false with an external Prometheus")
+		}
+		if _, err := cl.kube.AppsV1().Deployments(VizNamespace).Get(ctx, "prometheus", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("viz installed its own Prometheus (err %v)", err)
+		}
+		pms, err := cl.dynamic.Resource(podMonitorGVR).Namespace(VizNamespace).List(ctx, metav1.ListOptions{})
+		if err != nil || len(pms.Items) != 3 {
+			t.Errorf("PodMonitors in %s: %d (err %v), want the seed's 3", VizNamespace, len(pms.Items), err)
+		}
+	})
+
+	t.Run("a second run changes nothing", func(t *testing.T) {
+		before := resourceVersions(t, cl)
+		out, err := run(t, opts(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range progressLines(out)[1:6] {
+			if strings.Contains(l, "created") || strings.Contains(l, "upgraded") || strings.Contains(l, "installed") || strings.Contains(l, "updated") {
+				t.Errorf("re-run changed something: %q", l)
+			}
+		}
+		if !strings.Contains(out.String(), "linkerd-control-plane 2026.11.1 unchanged (revision 1)") {
+			t.Error("re-run does not report the control plane unchanged")
+		}
+		if after := resourceVersions(t, cl); fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Errorf("objects changed: before %v, after %v", before, after)
+		}
+		for _, r := range [][2]string{{CRDsRelease, ControlPlaneNamespace}, {ControlPlaneRelease, ControlPlaneNamespace}, {VizRelease, VizNamespace}, {WebhookRelease, WebhookNamespace}} {
+			if got := releaseState(t, cl.config, r[0], r[1]); got != "revision 1 deployed" {
+				t.Errorf("release %s/%s: %s after a re-run, want revision 1 deployed", r[1], r[0], got)
+			}
+		}
+	})
+
+	t.Run("the same charts from a Helm repository change nothing", func(t *testing.T) {
+		srv := serveChartRepo(t)
+		out, err := run(t, opts(func(o *Options) { o.ChartDir = ""; o.RepoURL = srv.URL; o.Version = "2026.11.1" }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), "linkerd-crds 2026.11.1 unchanged (revision 1), linkerd-control-plane 2026.11.1 unchanged (revision 1)") {
+			t.Error("charts from the repository are not recognised as the deployed ones")
+		}
+	})
+
+	t.Run("a changed value upgrades only the release it belongs to", func(t *testing.T) {
+		out, err := run(t, opts(func(o *Options) { o.SetValues = []string{"controllerReplicas=2"} }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), "linkerd-crds 2026.11.1 unchanged (revision 1), linkerd-control-plane 2026.11.1 upgraded (revision 2)") {
+			t.Error("the control plane was not upgraded alone")
+		}
+		d, err := cl.kube.AppsV1().Deployments(ControlPlaneNamespace).Get(ctx, "linkerd-destination", metav1.GetOptions{})
+		if err != nil || d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
+			t.Errorf("linkerd-destination replicas after --set controllerReplicas=2: %v (err %v)", d.Spec.Replicas, err)
+		}
+		assertIdentity(t, cl)
+	})
+
+	t.Run("a run interrupted during an upgrade is recovered by the next run", func(t *testing.T) {
+		ac, err := helmConfig(cl.config, ControlPlaneNamespace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last, err := lastRelease(ac, ControlPlaneRelease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// What a killed `helm upgrade` leaves behind.
+		last.SetStatus(release.StatusPendingUpgrade, "killed")
+		if err := ac.Releases.Update(last); err != nil {
+			t.Fatal(err)
+		}
+		out, err := run(t, opts(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), "linkerd-control-plane 2026.11.1 upgraded (revision 3)") {
+			t.Error("the interrupted release was not upgraded")
+		}
+		if got := releaseState(t, cl.config, ControlPlaneRelease, ControlPlaneNamespace); got != "revision 3 deployed" {
+			t.Errorf("control plane: %s, want revision 3 deployed", got)
+		}
+	})
+
+	t.Run("waiting on a cluster without nodes times out with a clear message", func(t *testing.T) {
+		out, err := run(t, opts(func(o *Options) { o.Wait = true; o.Timeout = 2 * time.Second }))
+		assertOneLineError(t, err, "timed out after 2s waiting for Deployment linkerd/linkerd-destination (0/1 available)", "Service linkerd-inject-policy/", "--wait=false")
+		if lines := progressLines(out); len(lines) != 7 || !strings.HasPrefix(lines[6], "[7/7] wait: failed") {
+			t.Errorf("progress = %q, want the wait step to fail", lines)
+		}
+	})
+
+	t.Run("uninstall removes what bootstrap installed and leaves user namespaces alone", func(t *testing.T) {
+		var out bytes.Buffer
+		if err := Uninstall(ctx, Options{RESTConfig: c.RESTConfig}, &out); err != nil {
+			t.Fatalf("Uninstall: %v\n%s", err, out.String())
+		}
+		t.Logf("uninstall output:\n%s", out.String())
+		for _, r := range [][2]string{{CRDsRelease, ControlPlaneNamespace}, {ControlPlaneRelease, ControlPlaneNamespace}, {VizRelease, VizNamespace}, {WebhookRelease, WebhookNamespace}} {
+			if got := releaseState(t, cl.config, r[0], r[1]); got != "absent" {
+				t.Errorf("release %s/%s after uninstall: %s", r[1], r[0], got)
+			}
+		}
+		if _, err := cl.kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "linkerd-inject-policy", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("webhook configuration still there (err %v)", err)
+		}
+		for _, name := range []string{ControlPlaneNamespace, VizNamespace, WebhookNamespace} {
+			ns, err := cl.kube.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+			if err == nil && ns.DeletionTimestamp == nil {
+				t.Errorf("namespace %s not deleted", name)
+			}
+		}
+		shop, err := cl.kube.CoreV1().Namespaces().Get(ctx, "shop", metav1.GetOptions{})
+		if err != nil || shop.DeletionTimestamp != nil {
+			t.Errorf("user namespace shop touched by uninstall: %v, %v", shop.DeletionTimestamp, err)
+		}
+		out.Reset()
+		if err := Uninstall(ctx, Options{RESTConfig: c.RESTConfig}, &out); err != nil {
+			t.Fatalf("second Uninstall: %v\n%s", err, out.String())
+		}
+		if !strings.Contains(out.String(), "release linkerd/linkerd-control-plane not installed") {
+			t.Errorf("second uninstall output:\n%s", out.String())
+		}
+	})
+}
+
+// Every error of the issue's point 3 is one line that says what to do.
+func TestBootstrapErrorsSayWhatToDo(t *testing.T) {
+	c, cl := startCluster(t)
+	ctx := context.Background()
+	closed := func() string {
+		srv := serveChartRepo(t)
+		srv.Close()
+		return srv.URL
+	}()
+	base := func(mod func(*Options)) Options {
+		o := Options{RESTConfig: c.RESTConfig, ChartDir: testChartDir, WebhookChart: webhookChartDir(t)}
+		mod(&o)
+		return o
+	}
+	intruder := serviceAccountConfig(t, c, cl, "intruder")
+	otherAnchor, err := certs.GenerateTrustAnchor("someone-elses-root", time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name  string
+		setup func(t *testing.T)
+		opts  Options
+		want  []string
+	}{
+		{
+			name: "no cluster at the configured address",
+			opts: base(func(o *Options) { o.RESTConfig = &rest.Config{Host: "https://127.0.0.1:1"} }),
+			want: []string{"cannot reach the Kubernetes API at https://127.0.0.1:1", "check --kubeconfig and --context"},
+		},
+		{
+			name: "no kubeconfig at all",
+			opts: base(func(o *Options) { o.RESTConfig = nil; o.Kubeconfig = filepath.Join(t.TempDir(), "missing") }),
+			want: []string{"no cluster configured", "check --kubeconfig"},
+		},
+		{
+			name: "a user without permission",
+			opts: base(func(o *Options) { o.RESTConfig = intruder }),
+			want: []string{"no permission: system:serviceaccount:default:intruder cannot create namespaces", "needs cluster-admin"},
+		},
+		{
+			name: "cert-manager identity on a cluster without cert-manager",
+			opts: base(func(o *Options) { o.Identity = IdentityCertManager }),
+			want: []string{"cert-manager CRDs not found", "install cert-manager first, or use --identity generated"},
+		},
+		{
+			name: "a chart repository that cannot be reached",
+			opts: base(func(o *Options) { o.ChartDir = ""; o.RepoURL = closed }),
+			want: []string{"chart linkerd-crds not reachable in repository " + closed, "use --chart-dir"},
+		},
+		{
+			name:  "an issuer Secret whose certificate does not chain to its ca.crt",
+			setup: func(t *testing.T) { putIssuerSecret(t, cl, otherAnchor.CertPEM, false) },
+			opts:  base(func(*Options) {}),
+			want:  []string{"issuer certificate in Secret linkerd/linkerd-identity-issuer does not chain to the trust anchor", "delete Secret linkerd/linkerd-identity-issuer"},
+		},
+		{
+			name:  "an issuer Secret not signed by bootstrap's trust anchor",
+			setup: func(t *testing.T) { putIssuerSecret(t, cl, otherAnchor.CertPEM, true) },
+			opts:  base(func(*Options) {}),
+			want:  []string{"does not chain to the trust anchor", "to have bootstrap issue a new issuer"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.setup != nil {
+				tt.setup(t)
+			}
+			var out bytes.Buffer
+			err := Run(ctx, tt.opts, &out)
+			assertOneLineError(t, err, tt.want...)
+			if n := helmReleaseSecrets(t, cl); n != 0 {
+				t.Errorf("a failed bootstrap stored %d Helm releases", n)
+			}
+		})
+	}
+}
+
+// putIssuerSecret stores an issuer signed by a fresh anchor whose ca.crt
+// is caPEM (another anchor), and with ours, bootstrap's anchor Secret too.
+func putIssuerSecret(t *testing.T, cl *clients, caPEM []byte, withAnchorSecret bool) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := ensureNamespace(ctx, cl, ControlPlaneNamespace, controlPlaneNamespaceLabels, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{IssuerSecret, TrustAnchorSecret} {
+		_ = cl.kube.CoreV1().Secrets(ControlPlaneNamespace).Delete(ctx, name, metav1.DeleteOptions{})
+	}
+	signer, err := certs.GenerateTrustAnchor("", time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, err := certs.GenerateIssuer(signer, time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if withAnchorSecret {
+		anchor, err := certs.GenerateTrustAnchor("", time.Now(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cl.kube.CoreV1().Secrets(ControlPlaneNamespace).Create(ctx, tlsSecret(TrustAnchorSecret, anchor.CertPEM, anchor.KeyPEM, nil), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cl.kube.CoreV1().Secrets(ControlPlaneNamespace).Create(ctx, tlsSecret(IssuerSecret, issuer.CertPEM, issuer.KeyPEM, caPEM), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// serviceAccountConfig is a rest.Config for a ServiceAccount without any
+// RBAC binding, from a token the apiserver issues.
+func serviceAccountConfig(t *testing.T, c *cluster.Cluster, cl *clients, name string) *rest.Config {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := cl.kube.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := cl.kube.CoreV1().ServiceAccounts("default").CreateToken(ctx, name, &authnv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("token for ServiceAccount %s: %v", name, err)
+	}
+	return &rest.Config{
+		Host:            c.RESTConfig.Host,
+		BearerToken:     tok.Status.Token,
+		TLSClientConfig: rest.TLSClientConfig{CAData: c.RESTConfig.CAData},
+	}
+}
+
+// certManagerCRDs finds cert-manager's CRDs in its pinned Go module (as
+// envtest users load them), downloading it through the module proxy.
+func certManagerCRDs(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", "github.com/cert-manager/cert-manager@v1.21.2")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go mod download cert-manager: %v\n%s", err, stderr.String())
+	}
+	var mod struct{ Dir string }
+	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
+		t.Fatalf("go mod download cert-manager: no module directory in %s (%v)", out, err)
+	}
+	dir := filepath.Join(mod.Dir, "deploy", "crds")
+	if _, err := os.Stat(filepath.Join(dir, "cert-manager.io_certificates.yaml")); err != nil {
+		t.Fatalf("cert-manager CRDs: %v", err)
+	}
+	return dir
+}
+
+// The cert-manager path with cert-manager's real CRDs; fakeCertManagerIssuer
+// plays its controller.
+func TestBootstrapCertManagerIdentityOnARealAPIServer(t *testing.T) {
+	c, cl := startCluster(t)
+	ctx := context.Background()
+	crdDir := certManagerCRDs(t)
+	var files []string
+	for _, f := range []string{"cert-manager.io_certificates.yaml", "cert-manager.io_certificaterequests.yaml", "cert-manager.io_issuers.yaml", "cert-manager.io_clusterissuers.yaml"} {
+		files = append(files, filepath.Join(crdDir, f))
+	}
+	installCRDs(t, c, files...)
+	fakeCertManagerIssuer(t, c.RESTConfig)
+
+	opts := func(mod func(*Options)) Options {
+		o := Options{RESTConfig: c.RESTConfig, Identity: IdentityCertManager, ChartDir: testChartDir, WebhookChart: webhookChartDir(t), Timeout: time.Minute}
+		if mod != nil {
+			mod(&o)
+		}
+		return o
+	}
+	run := func(t *testing.T, o Options) (*bytes.Buffer, error) {
+		t.Helper()
+		var out bytes.Buffer
+		err := Run(ctx, o, &out)
+		t.Logf("bootstrap output:\n%s", tail(out.String(), 40))
+		return &out, err
+	}
+
+	t.Run("an explicit issuer that does not exist is an error", func(t *testing.T) {
+		_, err := run(t, opts(func(o *Options) { o.IssuerRef = "ClusterIssuer/ca-issuer" }))
+		assertOneLineError(t, err, "cert-manager issuer ClusterIssuer/ca-issuer not found cluster-wide", "pass --issuer-ref to an issuer that exists")
+	})
+
+	t.Run("without the seed's CA issuer, bootstrap builds a trust anchor through cert-manager", func(t *testing.T) {
+		out, err := run(t, opts(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), "[3/7] identity issuer: Certificate linkerd/linkerd-identity-issuer ready, signed by Issuer/linkerd-trust-anchor, trust anchor from Certificate linkerd/linkerd-trust-anchor") {
+			t.Error("progress does not report the cert-manager trust-anchor chain")
+		}
+		anchorSecret, err := cl.kube.CoreV1().Secrets(ControlPlaneNamespace).Get(ctx, TrustAnchorSecret, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		anchor := assertIdentity(t, cl)
+		if strings.TrimSpace(string(anchor)) != strings.TrimSpace(string(anchorSecret.Data["tls.crt"])) {
+			t.Error("the chart's trust anchor is not the cert-manager-made root")
+		}
+	})
+
+	// The seed's setup: a CA ClusterIssuer whose root becomes the trust anchor.
+	testCA, err := certs.GenerateTrustAnchor("picluster-ca", time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreateNamespace(ctx, clusterResourceNamespace, nil); err != nil {
+		t.Fatal(err)
+	}
+	caSecret := tlsSecret("root-secret", testCA.CertPEM, testCA.KeyPEM, nil)
+	caSecret.Namespace = clusterResourceNamespace
+	if _, err := cl.kube.CoreV1().Secrets(clusterResourceNamespace).Create(ctx, caSecret, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.dynamic.Resource(clusterIssuerGVR).Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer", "metadata": map[string]any{"name": "ca-issuer"},
+		"spec": map[string]any{"ca": map[string]any{"secretName": "root-secret"}},
+	}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("with the seed's ClusterIssuer the Certificate is the seed's and its CA becomes the trust anchor", func(t *testing.T) {
+		out, err := run(t, opts(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), "[3/7] identity issuer: Certificate linkerd/linkerd-identity-issuer ready, signed by ClusterIssuer/ca-issuer (") {
+			t.Error("progress does not report the Certificate signed by ClusterIssuer/ca-issuer")
+		}
+		if !strings.Contains(out.String(), "linkerd-control-plane 2026.11.1 upgraded (revision 2)") {
+			t.Error("the new trust anchor did not upgrade the control plane")
+		}
+		cert, err := cl.dynamic.Resource(certificateGVR).Namespace(ControlPlaneNamespace).Get(ctx, IssuerCertificate, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec, _, _ := unstructured.NestedMap(cert.Object, "spec")
+		want := map[string]any{
+			"secretName": "linkerd-identity-issuer", "duration": "48h0m0s", "renewBefore": "25h0m0s",
+			"commonName": "identity.linkerd.cluster.local", "isCA": true,
+			"issuerRef":  map[string]any{"name": "ca-issuer", "kind": "ClusterIssuer", "group": "cert-manager.io"},
+			"dnsNames":   []any{"identity.linkerd.cluster.local"},
+			"privateKey": map[string]any{"algorithm": "ECDSA"},
+			"usages":     []any{"cert sign", "crl sign", "server auth", "client auth"},
+		}
+		for k, v := range want {
+			got, _ := json.Marshal(spec[k])
+			exp, _ := json.Marshal(v)
+			if string(got) != string(exp) && !(k == "duration" && spec[k] == "48h") && !(k == "renewBefore" && spec[k] == "25h") {
+				t.Errorf("Certificate spec.%s = %s, want %s", k, got, exp)
+			}
+		}
+		anchor := assertIdentity(t, cl)
+		if strings.TrimSpace(string(anchor)) != strings.TrimSpace(string(testCA.CertPEM)) {
+			t.Error("the chart's trust anchor is not the ClusterIssuer's CA (the Secret's ca.crt)")
+		}
+	})
+
+	t.Run("a second run changes nothing", func(t *testing.T) {
+		secretBefore, err := cl.kube.CoreV1().Secrets(ControlPlaneNamespace).Get(ctx, IssuerSecret, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := run(t, opts(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), "linkerd-crds 2026.11.1 unchanged (revision 1), linkerd-control-plane 2026.11.1 unchanged (revision 2)") {
+			t.Error("re-run did not leave the releases unchanged")
+		}
+		secretAfter, err := cl.kube.CoreV1().Secrets(ControlPlaneNamespace).Get(ctx, IssuerSecret, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if secretAfter.ResourceVersion != secretBefore.ResourceVersion {
+			t.Error("re-run re-issued the identity issuer")
+		}
+	})
+
+	t.Run("uninstall removes the Certificates and Issuers bootstrap made", func(t *testing.T) {
+		var out bytes.Buffer
+		if err := Uninstall(ctx, Options{RESTConfig: c.RESTConfig}, &out); err != nil {
+			t.Fatalf("Uninstall: %v\n%s", err, out.String())
+		}
+		for _, gvr := range []struct {
+			name string
+			list func() (*unstructured.UnstructuredList, error)
+		}{
+			{"Certificates", func() (*unstructured.UnstructuredList, error) {
+				return cl.dynamic.Resource(certificateGVR).Namespace(ControlPlaneNamespace).List(ctx, metav1.ListOptions{})
+			}},
+			{"Issuers", func() (*unstructured.UnstructuredList, error) {
+				return cl.dynamic.Resource(issuerGVR).Namespace(ControlPlaneNamespace).List(ctx, metav1.ListOptions{})
+			}},
+		} {
+			l, err := gvr.list()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(l.Items) != 0 {
+				t.Errorf("%d %s left in %s", len(l.Items), gvr.name, ControlPlaneNamespace)
+			}
+		}
+		if _, err := cl.dynamic.Resource(clusterIssuerGVR).Get(ctx, "ca-issuer", metav1.GetOptions{}); err != nil {
+			t.Errorf("uninstall touched the user's ClusterIssuer: %v", err)
+		}
+	})
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = append([]string{fmt.Sprintf("... (%d lines)", len(lines)-n)}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "\n")
+}
+
