@@ -52,6 +52,9 @@ type runner struct {
 	kubeVersion    string
 	hasCertManager bool
 	hasPodMonitors bool
+	// buildChain: the default cert-manager issuer is missing, so bootstrap
+	// makes a trust anchor through cert-manager.
+	buildChain bool
 
 	crds, controlPlane, viz, webhook *chart.Chart
 	userValues                       map[string]any
@@ -143,6 +146,11 @@ func (r *runner) preflight(ctx context.Context) (string, error) {
 		return "", &Error{
 			Problem: "--identity cert-manager: cert-manager CRDs not found in the cluster (certificates.cert-manager.io/v1)",
 			Fix:     "install cert-manager first, or use --identity generated",
+		}
+	}
+	if r.o.Identity == IdentityCertManager && r.c != nil {
+		if r.buildChain, err = checkIssuer(ctx, r.c, r.ref); err != nil {
+			return "", err
 		}
 	}
 	if err := r.loadCharts(); err != nil {
@@ -344,7 +352,7 @@ func (r *runner) identity(ctx context.Context) (string, error) {
 	case IdentityGenerated:
 		res, err = ensureGeneratedIdentity(ctx, r.c, r.o.Now(), r.o.DryRun, r.out)
 	default:
-		res, err = ensureCertManagerIdentity(ctx, r.c, r.ref, r.hasCertManager, r.o.Now, r.o.Timeout, r.o.DryRun, r.out)
+		res, err = ensureCertManagerIdentity(ctx, r.c, r.ref, r.buildChain, r.o.Now, r.o.Timeout, r.o.DryRun, r.out)
 	}
 	if err != nil {
 		return "", err

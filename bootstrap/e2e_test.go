@@ -490,6 +490,12 @@ func TestBootstrapErrorsSayWhatToDo(t *testing.T) {
 			if n := helmReleaseSecrets(t, cl); n != 0 {
 				t.Errorf("a failed bootstrap stored %d Helm releases", n)
 			}
+			if tt.setup == nil {
+				// Preflight failures stop before anything changes.
+				if _, err := cl.kube.CoreV1().Namespaces().Get(ctx, ControlPlaneNamespace, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+					t.Errorf("namespace %s exists after a failed preflight (err %v)", ControlPlaneNamespace, err)
+				}
+			}
 		})
 	}
 }
@@ -601,6 +607,9 @@ func TestBootstrapCertManagerIdentityOnARealAPIServer(t *testing.T) {
 	t.Run("an explicit issuer that does not exist is an error", func(t *testing.T) {
 		_, err := run(t, opts(func(o *Options) { o.IssuerRef = "ClusterIssuer/ca-issuer" }))
 		assertOneLineError(t, err, "cert-manager issuer ClusterIssuer/ca-issuer not found cluster-wide", "pass --issuer-ref to an issuer that exists")
+		if _, err := cl.kube.CoreV1().Namespaces().Get(ctx, ControlPlaneNamespace, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("namespace %s created although the issuer check failed (err %v)", ControlPlaneNamespace, err)
+		}
 	})
 
 	t.Run("without the seed's CA issuer, bootstrap builds a trust anchor through cert-manager", func(t *testing.T) {

@@ -272,27 +272,11 @@ func trustAnchorChain() []*unstructured.Unstructured {
 // ensureCertManagerIdentity applies the issuer Certificate (and, without a
 // usable issuer, the trust-anchor chain), waits for cert-manager to write
 // the Secret and returns its ca.crt as the trust anchor.
-func ensureCertManagerIdentity(ctx context.Context, c *clients, ref issuerRef, hasCertManager bool, now func() time.Time, timeout time.Duration, dryRun bool, out io.Writer) (identityResult, error) {
+func ensureCertManagerIdentity(ctx context.Context, c *clients, ref issuerRef, buildChain bool, now func() time.Time, timeout time.Duration, dryRun bool, out io.Writer) (identityResult, error) {
 	var objs []*unstructured.Unstructured
-	if c != nil && hasCertManager {
-		exists, err := issuerExists(ctx, c, ref)
-		if err != nil {
-			return identityResult{}, err
-		}
-		if !exists {
-			if ref.explicit {
-				where := "cluster-wide"
-				if ref.Kind == "Issuer" {
-					where = "in namespace " + ControlPlaneNamespace
-				}
-				return identityResult{}, &Error{
-					Problem: fmt.Sprintf("cert-manager issuer %s not found %s", ref, where),
-					Fix:     "create it, pass --issuer-ref to an issuer that exists, or leave --issuer-ref out to have bootstrap make a trust anchor through cert-manager",
-				}
-			}
-			objs = append(objs, trustAnchorChain()...)
-			ref = issuerRef{Kind: "Issuer", Name: trustAnchorCAIssuer}
-		}
+	if buildChain {
+		objs = append(objs, trustAnchorChain()...)
+		ref = issuerRef{Kind: "Issuer", Name: trustAnchorCAIssuer}
 	}
 	objs = append(objs, issuerCertificate(ref))
 	chainNote := ""
@@ -396,6 +380,27 @@ func certificateReady(ctx context.Context, c *clients, name string) (bool, strin
 		return true, "", nil
 	}
 	return false, "no Ready condition yet: is cert-manager running?", nil
+}
+
+// checkIssuer looks up the issuer of the identity Certificate before
+// anything changes: a missing explicit issuer is an error, a missing default
+// one means bootstrap builds its own chain (buildChain).
+func checkIssuer(ctx context.Context, c *clients, ref issuerRef) (buildChain bool, err error) {
+	exists, err := issuerExists(ctx, c, ref)
+	if err != nil || exists {
+		return false, err
+	}
+	if ref.explicit {
+		where := "cluster-wide"
+		if ref.Kind == "Issuer" {
+			where = "in namespace " + ControlPlaneNamespace
+		}
+		return false, &Error{
+			Problem: fmt.Sprintf("cert-manager issuer %s not found %s", ref, where),
+			Fix:     "create it, pass --issuer-ref to an issuer that exists, or leave --issuer-ref out to have bootstrap make a trust anchor through cert-manager",
+		}
+	}
+	return true, nil
 }
 
 func issuerExists(ctx context.Context, c *clients, ref issuerRef) (bool, error) {
