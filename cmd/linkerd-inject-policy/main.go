@@ -12,7 +12,13 @@ import (
 
 func main() {
 	if err := newRootCmd().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "linkerd-inject-policy:", err)
+		// Input errors (exit 2) already read "file: document N: reason", the
+		// contract scripts parse; everything else gets the program's name.
+		if exitCode(err) == 2 {
+			fmt.Fprintln(os.Stderr, err)
+		} else {
+			fmt.Fprintln(os.Stderr, "linkerd-inject-policy:", err)
+		}
 		os.Exit(exitCode(err))
 	}
 }
