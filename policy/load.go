@@ -209,7 +209,7 @@ func suggest(key string, fields map[string]reflect.Type) string {
 	sort.Strings(names)
 	lower := strings.ToLower(key)
 	for _, n := range names {
-		if strings.ToLower(n) == lower {
+		if editDistance(strings.ToLower(n), lower) <= 2 {
 			return fmt.Sprintf(" (did you mean %q?)", n)
 		}
 	}
@@ -429,4 +429,25 @@ func isBuiltinRule(name string) bool {
 		return true
 	}
 	return false
+}
+
+// editDistance is the Levenshtein distance, to suggest the field a typo meant.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
