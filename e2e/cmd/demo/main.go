@@ -60,6 +60,20 @@ func run(ctx context.Context, stdout, stderr io.Writer) int {
 		return 1
 	}
 
+	// Resolve (or build) the webhook binary before starting anything, so a
+	// broken build fails fast.
+	binDir, err := os.MkdirTemp("", "lip-demo-bin-")
+	if err != nil {
+		fmt.Fprintf(stderr, "demo: %v\n%s", err, advice(err))
+		return 1
+	}
+	defer os.RemoveAll(binDir)
+	binary, err := cluster.FindWebhookBinary(ctx, binDir, logw)
+	if err != nil {
+		fmt.Fprintf(stderr, "demo: %v\n%s", err, advice(err))
+		return 1
+	}
+
 	fmt.Fprintln(logw, "starting etcd, kube-apiserver and kube-controller-manager")
 	c, err := cluster.Start(ctx, cluster.Options{ControllerManager: true, Log: logw})
 	if err != nil {
@@ -82,7 +96,7 @@ func run(ctx context.Context, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintln(logw, "starting the webhook (linkerd-inject-policy serve) on loopback")
-	wh, err = c.StartWebhook(ctx, cluster.WebhookOptions{})
+	wh, err = c.StartWebhook(ctx, cluster.WebhookOptions{Binary: binary})
 	if err != nil {
 		fmt.Fprintf(stderr, "demo: %v\n%s", err, advice(err))
 		return 1
