@@ -190,6 +190,8 @@ type Error struct {
 	Problem string
 	Fix     string
 	Err     error
+	// Usage marks bad options (the command line's fault, exit code 2).
+	Usage bool
 }
 
 func (e *Error) Error() string {
@@ -206,7 +208,7 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 func usageError(format string, args ...any) error {
-	return &Error{Problem: fmt.Sprintf(format, args...)}
+	return &Error{Problem: fmt.Sprintf(format, args...), Usage: true}
 }
 
 // oneLine folds multi-line messages (Helm and the apiserver produce some)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -44,7 +45,7 @@ A second run upgrades in place and reports "unchanged" where nothing changed.
 			if o.WebhookChart == "" {
 				o.WebhookChart = findWebhookChart(o.ChartDir)
 			}
-			return bootstrap.Run(ctx, o, cmd.OutOrStdout())
+			return bootstrapExit(bootstrap.Run(ctx, o, cmd.OutOrStdout()))
 		},
 	}
 	fl := cmd.Flags()
@@ -86,7 +87,7 @@ created. Namespaces that existed before (and anything else in them) stay.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
 			defer stop()
-			return bootstrap.Uninstall(ctx, o, cmd.OutOrStdout())
+			return bootstrapExit(bootstrap.Uninstall(ctx, o, cmd.OutOrStdout()))
 		},
 	}
 	addClusterFlags(cmd, &o)
@@ -108,4 +109,13 @@ func findWebhookChart(chartDir string) string {
 		}
 	}
 	return ""
+}
+
+// bootstrapExit gives bad options exit code 2, like the other commands.
+func bootstrapExit(err error) error {
+	var be *bootstrap.Error
+	if errors.As(err, &be) && be.Usage {
+		return &exitError{code: 2, err: err}
+	}
+	return err
 }
