@@ -1,10 +1,15 @@
 package cluster_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -94,4 +99,65 @@ func processesMentioning(t *testing.T, dir string) []string {
 		found = append(found, strings.ReplaceAll(string(cmdline), "\x00", " "))
 	}
 	return found
+}
+
+// If the process that started the cluster dies without running Stop (a test
+// timeout, a SIGKILL, Ctrl-C), the watchdog still ends every component and
+// removes the directory.
+func TestNothingSurvivesAKilledTestBinary(t *testing.T) {
+	if os.Getenv("LIP_CLUSTER_HELPER") == "1" {
+		c, err := cluster.Start(context.Background(), cluster.Options{ControllerManager: true})
+		if err != nil {
+			fmt.Println("ERROR", err)
+			os.Exit(1)
+		}
+		fmt.Println("DIR", c.Dir)
+		select {} // wait to be killed
+	}
+	if testing.Short() {
+		t.Skip("e2e: needs a real control plane; skipped in -short mode")
+	}
+	if _, err := cluster.FindBinaries(context.Background(), io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestNothingSurvivesAKilledTestBinary$")
+	cmd.Env = append(os.Environ(), "LIP_CLUSTER_HELPER=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill() //nolint:errcheck // already dead on the happy path
+	var dir string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if d, ok := strings.CutPrefix(sc.Text(), "DIR "); ok {
+			dir = d
+			break
+		}
+		if strings.HasPrefix(sc.Text(), "ERROR") {
+			t.Fatalf("helper: %s", sc.Text())
+		}
+	}
+	if dir == "" {
+		t.Fatalf("helper printed no cluster dir (%v)", sc.Err())
+	}
+	if len(processesMentioning(t, dir)) < 3 {
+		t.Fatalf("expected etcd, kube-apiserver and kube-controller-manager running from %s, found %v", dir, processesMentioning(t, dir))
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err = cluster.Poll(ctx, "the watchdog to clean up "+dir, func(context.Context) (bool, error) {
+		_, statErr := os.Stat(dir)
+		return len(processesMentioning(t, dir)) == 0 && os.IsNotExist(statErr), nil
+	})
+	if err != nil {
+		t.Fatalf("%v; still running: %v", err, processesMentioning(t, dir))
+	}
 }
