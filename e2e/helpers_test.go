@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -77,17 +78,11 @@ func (s *suite) namespace(t *testing.T, base string, labels, annotations map[str
 // kubectl runs the real kubectl and fails the test on error.
 func (s *suite) kubectl(t *testing.T, stdin string, args ...string) (stdout, stderr string) {
 	t.Helper()
-	var in *strings.Reader
+	var in io.Reader // stays a nil interface without stdin
 	if stdin != "" {
 		in = strings.NewReader(stdin)
 	}
-	var out, errb []byte
-	var err error
-	if in != nil {
-		out, errb, err = s.c.Kubectl(testCtx(t), in, args...)
-	} else {
-		out, errb, err = s.c.Kubectl(testCtx(t), nil, args...)
-	}
+	out, errb, err := s.c.Kubectl(testCtx(t), in, args...)
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
