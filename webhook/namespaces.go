@@ -1,0 +1,108 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corev1listers "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+)
+
+// NamespaceLabels tells the handler the labels of a namespace, which select
+// its mode. ok is false when the labels are unknown (no cluster, or the
+// namespace does not exist yet): the config's defaultMode applies then.
+type NamespaceLabels interface {
+	Labels(ctx context.Context, namespace string) (labels map[string]string, ok bool)
+}
+
+// StaticNamespaces are fixed namespace labels, for tests and benchmarks that
+// run the handler without a cluster.
+type StaticNamespaces map[string]map[string]string
+
+// Labels implements NamespaceLabels.
+func (s StaticNamespaces) Labels(_ context.Context, namespace string) (map[string]string, bool) {
+	l, ok := s[namespace]
+	return l, ok
+}
+
+// NamespaceCache serves namespace labels from a client-go informer (list and
+// watch namespaces), so a request costs no API call. A namespace missing from
+// the cache gets one live GET, because a namespace created a moment before its
+// first workload may not have reached the watch yet.
+type NamespaceCache struct {
+	client   kubernetes.Interface
+	factory  informers.SharedInformerFactory
+	informer cache.SharedIndexInformer
+	lister   corev1listers.NamespaceLister
+	log      logr.Logger
+}
+
+// missTimeout bounds the live GET on a cache miss: the apiserver is waiting
+// for our answer within its own webhook timeout (10s by default).
+const missTimeout = 2 * time.Second
+
+// NewNamespaceCache prepares the informer; Start runs it.
+func NewNamespaceCache(client kubernetes.Interface, log logr.Logger) *NamespaceCache {
+	// Resync 0: labels change through watch events, a periodic resync adds nothing.
+	factory := informers.NewSharedInformerFactory(client, 0)
+	nsInformer := factory.Core().V1().Namespaces()
+	return &NamespaceCache{
+		client:   client,
+		factory:  factory,
+		informer: nsInformer.Informer(),
+		lister:   nsInformer.Lister(),
+		log:      log,
+	}
+}
+
+// Start runs the informer until ctx ends.
+func (c *NamespaceCache) Start(ctx context.Context) {
+	c.factory.Start(ctx.Done())
+	go func() {
+		<-ctx.Done()
+		c.factory.Shutdown()
+	}()
+}
+
+// HasSynced reports whether the initial list has been loaded.
+func (c *NamespaceCache) HasSynced() bool { return c.informer.HasSynced() }
+
+// ReadyCheck is a healthz checker that fails until the cache has synced.
+func (c *NamespaceCache) ReadyCheck(*http.Request) error {
+	if !c.HasSynced() {
+		return fmt.Errorf("namespace cache not synced yet")
+	}
+	return nil
+}
+
+// Labels implements NamespaceLabels.
+func (c *NamespaceCache) Labels(ctx context.Context, namespace string) (map[string]string, bool) {
+	if namespace == "" {
+		return nil, false
+	}
+	ns, err := c.lister.Get(namespace)
+	if err == nil {
+		return ns.Labels, true
+	}
+	if !apierrors.IsNotFound(err) {
+		c.log.Error(err, "namespace cache lookup failed", "namespace", namespace)
+		return nil, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, missTimeout)
+	defer cancel()
+	live, err := c.client.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
+	if err != nil {
+		if !apierrors.IsNotFound(err) {
+			c.log.Error(err, "namespace lookup after cache miss failed; using the default mode", "namespace", namespace)
+		}
+		return nil, false
+	}
+	return live.Labels, true
+}

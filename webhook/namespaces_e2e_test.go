@@ -1,0 +1,224 @@
+package webhook_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/e2e/cluster"
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/policy"
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/webhook"
+)
+
+// TestNamespaceLabelsFromARealAPIServer runs the server in-process against a
+// real kube-apiserver + etcd: the mode of each request comes from the
+// namespace's label as the informer sees it, including label changes and a
+// namespace created just before its first workload.
+func TestNamespaceLabelsFromARealAPIServer(t *testing.T) {
+	c := cluster.StartForTest(t, cluster.Options{})
+	client, err := kubernetes.NewForConfig(c.RESTConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for ns, mode := range map[string]string{"audited": "audit", "enforced": "enforce", "plain": ""} {
+		labels := map[string]string{}
+		if mode != "" {
+			labels[policy.LabelMode] = mode
+		}
+		if err := c.CreateNamespace(ctx, ns, labels); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	certDir, roots := certDirFor127(t)
+	port, health := freePort(t), "127.0.0.1:"+strconv.Itoa(freePort(t))
+	optIn := policy.DefaultConfig()
+	optIn.DefaultMode = policy.ModeOff
+	done := make(chan error, 1)
+	go func() {
+		done <- webhook.Run(ctx, webhook.Options{
+			Host: "127.0.0.1", Port: port, CertDir: certDir, Config: optIn, Client: client,
+			HealthProbeBindAddress: health, MetricsBindAddress: "0", Registry: prometheus.NewRegistry(),
+		})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	waitFor(t, "readyz (namespace cache synced)", func() (bool, string) {
+		resp, err := http.Get("http://" + health + "/readyz")
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == http.StatusOK, string(b)
+	})
+
+	https := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
+	fixture, err := os.ReadFile(filepath.Join("testdata", "reviews", "job.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// answer sends the job fixture as if created in namespace ns and says
+	// how the server treated it.
+	answer := func(ns string) (string, error) {
+		var review admissionv1.AdmissionReview
+		if err := json.Unmarshal(fixture, &review); err != nil {
+			return "", err
+		}
+		review.Request.Namespace = ns
+		body, err := json.Marshal(review)
+		if err != nil {
+			return "", err
+		}
+		resp, err := https.Post(fmt.Sprintf("https://127.0.0.1:%d%s", port, webhook.Path), "application/json", bytes.NewReader(body))
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return "", fmt.Errorf("status %d: %s", resp.StatusCode, b)
+		}
+		var out admissionv1.AdmissionReview
+		if err := json.Unmarshal(b, &out); err != nil || out.Response == nil {
+			return "", fmt.Errorf("bad answer (%v): %s", err, b)
+		}
+		switch {
+		case len(out.Response.Patch) > 0:
+			return "enforce", nil
+		case len(out.Response.Warnings) > 0:
+			return "audit", nil
+		default:
+			return "off", nil
+		}
+	}
+	expect := func(t *testing.T, ns, want string) {
+		t.Helper()
+		waitFor(t, "namespace "+ns+" treated as "+want, func() (bool, string) {
+			got, err := answer(ns)
+			if err != nil {
+				return false, err.Error()
+			}
+			return got == want, "treated as " + got
+		})
+	}
+
+	t.Run("job in namespace labelled audit gets warnings and no patch", func(t *testing.T) { expect(t, "audited", "audit") })
+	t.Run("job in namespace labelled enforce is patched", func(t *testing.T) { expect(t, "enforced", "enforce") })
+	t.Run("job in unlabelled namespace is untouched under an opt-in config", func(t *testing.T) { expect(t, "plain", "off") })
+	t.Run("labelling a namespace takes effect without restart", func(t *testing.T) {
+		ns, err := client.CoreV1().Namespaces().Get(ctx, "plain", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns.Labels[policy.LabelMode] = "enforce"
+		if _, err := client.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, "plain", "enforce")
+	})
+	t.Run("a namespace created just before its first job is already known", func(t *testing.T) {
+		if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+			Name: "brand-new", Labels: map[string]string{policy.LabelMode: "enforce"},
+		}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// No waiting: a cache miss falls back to one live GET.
+		got, err := answer("brand-new")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != "enforce" {
+			t.Errorf("job in a just-created enforce namespace treated as %s", got)
+		}
+	})
+}
+
+func waitFor(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: never happened; last state: %s", what, last)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// certDirFor127 writes a self-signed serving certificate for 127.0.0.1.
+func certDirFor127(t *testing.T) (string, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA: true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	if err := os.WriteFile(filepath.Join(dir, "tls.crt"), certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	return dir, pool
+}
