@@ -19,6 +19,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/certs"
 )
 
 // Labels and annotations of the namespaces bootstrap creates, as the seed
@@ -362,21 +364,63 @@ func (r *runner) identity(ctx context.Context) (string, error) {
 }
 
 // controlPlaneValues are the user's values with the identity settings the
-// seed passes on the command line; those always win, since they must match
-// the Secret bootstrap just made.
-func (r *runner) controlPlaneValues() map[string]any {
+// seed passes on the command line. The trust anchor must match the issuer
+// Secret, so it is bootstrap's, except that a bundle from the user's values
+// that contains it is kept: that is how a trust-anchor rotation trusts the
+// old and the new anchor for a while (docs/bootstrap.md).
+func (r *runner) controlPlaneValues() (map[string]any, error) {
 	vals := copyValues(r.userValues)
-	vals["identityTrustAnchorsPEM"] = string(r.anchorPEM)
+	anchors := string(r.anchorPEM)
+	_, anchorErr := certs.ParseCertificates(r.anchorPEM) // a dry run's placeholder is no PEM
+	if user, ok := vals["identityTrustAnchorsPEM"].(string); ok && user != "" {
+		if anchorErr == nil && !bundleContains([]byte(user), r.anchorPEM) {
+			return nil, &Error{
+				Problem: fmt.Sprintf("identityTrustAnchorsPEM in your values does not contain the trust anchor of Secret %s/%s", ControlPlaneNamespace, IssuerSecret),
+				Fix:     "add that certificate to the bundle (during a rotation: old and new anchor), or drop the value and let bootstrap set it",
+			}
+		}
+		anchors = user
+	}
+	vals["identityTrustAnchorsPEM"] = anchors
 	setNested(vals, "kubernetes.io/tls", "identity", "issuer", "scheme")
 	if _, ok := r.controlPlane.Values["installNamespace"]; ok {
 		vals["installNamespace"] = false
 	}
-	return vals
+	return vals, nil
+}
+
+// bundleContains reports whether every certificate of want is in bundle.
+func bundleContains(bundle, want []byte) bool {
+	have, err := certs.ParseCertificates(bundle)
+	if err != nil {
+		return false
+	}
+	need, err := certs.ParseCertificates(want)
+	if err != nil {
+		return false
+	}
+	for _, n := range need {
+		found := false
+		for _, h := range have {
+			if h.Equal(n) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *runner) linkerd(ctx context.Context) (string, error) {
 	crds := helmRelease{name: CRDsRelease, namespace: ControlPlaneNamespace, chart: r.crds, values: map[string]any{}}
-	cp := helmRelease{name: ControlPlaneRelease, namespace: ControlPlaneNamespace, chart: r.controlPlane, values: r.controlPlaneValues()}
+	cpValues, err := r.controlPlaneValues()
+	if err != nil {
+		return "", err
+	}
+	cp := helmRelease{name: ControlPlaneRelease, namespace: ControlPlaneNamespace, chart: r.controlPlane, values: cpValues}
 	return r.releases(ctx, crds, cp)
 }
 

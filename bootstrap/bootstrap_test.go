@@ -3,7 +3,6 @@ package bootstrap
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"net/http/httptest"
 	"os"
@@ -131,7 +130,7 @@ func TestControlPlaneTestChartBehavesLikeLinkerds(t *testing.T) {
 		{"without a trust anchor the chart fails", map[string]any{}, "identityTrustAnchorsPEM"},
 		{"the default issuer scheme needs the issuer in values", map[string]any{"identityTrustAnchorsPEM": string(anchor.CertPEM)}, "identity.issuer.tls.crtPEM"},
 		{"an unknown issuer scheme fails", map[string]any{"identityTrustAnchorsPEM": string(anchor.CertPEM), "identity": map[string]any{"issuer": map[string]any{"scheme": "x"}}}, "must be linkerd.io/tls or kubernetes.io/tls"},
-		{"bootstrap's values render", (&runner{controlPlane: ch, anchorPEM: anchor.CertPEM, userValues: map[string]any{}}).controlPlaneValues(), ""},
+		{"bootstrap's values render", mustValues(t, &runner{controlPlane: ch, anchorPEM: anchor.CertPEM, userValues: map[string]any{}}), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -153,6 +152,58 @@ func TestControlPlaneTestChartBehavesLikeLinkerds(t *testing.T) {
 			got, _, _ := unstructured.NestedString(cm.Object, "data", "ca-bundle.crt")
 			if strings.TrimSpace(got) != strings.TrimSpace(string(anchor.CertPEM)) {
 				t.Errorf("trust roots = %q, want the anchor", got)
+			}
+		})
+	}
+}
+
+func mustValues(t *testing.T, r *runner) map[string]any {
+	t.Helper()
+	v, err := r.controlPlaneValues()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestControlPlaneValues(t *testing.T) {
+	ch, err := loader.Load(filepath.Join(testChartDir, ControlPlaneRelease))
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchor, _ := certs.GenerateTrustAnchor("current", time.Now(), 0)
+	next, _ := certs.GenerateTrustAnchor("next", time.Now(), 0)
+	bundle := string(next.CertPEM) + string(anchor.CertPEM)
+	tests := []struct {
+		name        string
+		user        map[string]any
+		wantAnchors string
+		wantErr     string
+	}{
+		{"bootstrap's anchor is set when the values have none", map[string]any{"controllerReplicas": 3}, string(anchor.CertPEM), ""},
+		{"a bundle that contains the anchor is kept, for a rotation", map[string]any{"identityTrustAnchorsPEM": bundle}, bundle, ""},
+		{"a bundle without the anchor is refused", map[string]any{"identityTrustAnchorsPEM": string(next.CertPEM)}, "", "does not contain the trust anchor of Secret linkerd/linkerd-identity-issuer"},
+		{"the values cannot change the issuer scheme", map[string]any{"identity": map[string]any{"issuer": map[string]any{"scheme": "linkerd.io/tls"}}}, string(anchor.CertPEM), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, had := tt.user["identityTrustAnchorsPEM"]
+			vals, err := (&runner{controlPlane: ch, anchorPEM: anchor.CertPEM, userValues: tt.user}).controlPlaneValues()
+			if tt.wantErr != "" {
+				assertOneLineError(t, err, tt.wantErr)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if vals["identityTrustAnchorsPEM"] != tt.wantAnchors {
+				t.Errorf("identityTrustAnchorsPEM = %q, want %q", vals["identityTrustAnchorsPEM"], tt.wantAnchors)
+			}
+			if s, _, _ := unstructured.NestedString(vals, "identity", "issuer", "scheme"); s != "kubernetes.io/tls" {
+				t.Errorf("identity.issuer.scheme = %q", s)
+			}
+			if _, has := tt.user["identityTrustAnchorsPEM"]; has != had {
+				t.Error("controlPlaneValues modified the user's values")
 			}
 		})
 	}
@@ -229,10 +280,9 @@ func TestDryRunRendersOfflineWhenNoClusterIsReachable(t *testing.T) {
 		t.Error("dry run printed a private key")
 	}
 	issuer := find(objs, "Secret", IssuerSecret)
-	caB64, _, _ := unstructured.NestedString(issuer.Object, "data", "ca.crt")
-	crtB64, _, _ := unstructured.NestedString(issuer.Object, "data", "tls.crt")
-	ca, _ := base64.StdEncoding.DecodeString(caB64)
-	crt, _ := base64.StdEncoding.DecodeString(crtB64)
+	caPEM, _, _ := unstructured.NestedString(issuer.Object, "stringData", "ca.crt")
+	crtPEM, _, _ := unstructured.NestedString(issuer.Object, "stringData", "tls.crt")
+	ca, crt := []byte(caPEM), []byte(crtPEM)
 	if _, err := certs.VerifyIssuer(crt, ca, time.Now()); err != nil {
 		t.Errorf("rendered issuer does not chain to its ca.crt: %v", err)
 	}
