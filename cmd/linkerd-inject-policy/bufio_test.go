@@ -1,0 +1,8 @@
+package main
+
+import (
+	"bufio"
+	"strings"
+)
+
+func bufioString(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }
