@@ -73,6 +73,9 @@ type serverOptions struct {
 // startServer runs serve and waits for /readyz; it is killed at cleanup.
 func startServer(t *testing.T, o serverOptions) *server {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("fault: runs the real server binary; skipped in -short mode")
+	}
 	bin, err := binaryOnce()
 	if err != nil {
 		t.Fatalf("webhook binary: %v", err)
