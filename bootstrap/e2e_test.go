@@ -18,8 +18,10 @@ import (
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
+	appsv1 "k8s.io/api/apps/v1"
 	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -378,6 +380,67 @@ func TestBootstrapGeneratedIdentityOnARealAPIServer(t *testing.T) {
 		assertOneLineError(t, err, "timed out after 2s waiting for Deployment linkerd/linkerd-destination (0/1 available)", "Service linkerd-inject-policy/", "--wait=false")
 		if lines := progressLines(out); len(lines) != 7 || !strings.HasPrefix(lines[6], "[7/7] wait: failed") {
 			t.Errorf("progress = %q, want the wait step to fail", lines)
+		}
+	})
+
+	t.Run("a rotation bundle from the values is kept, one without the current anchor refused", func(t *testing.T) {
+		current := assertIdentity(t, cl)
+		next, err := certs.GenerateTrustAnchor("next-root", time.Now(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeAnchors := func(pem string) string {
+			f := filepath.Join(t.TempDir(), "anchors.yaml")
+			b, _ := json.Marshal(map[string]string{"identityTrustAnchorsPEM": pem})
+			if err := os.WriteFile(f, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+		bundle := string(current) + string(next.CertPEM)
+		out, err := run(t, opts(func(o *Options) { o.ValuesFiles = []string{writeAnchors(bundle)} }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), "linkerd-control-plane 2026.11.1 upgraded") {
+			t.Error("the bundle did not upgrade the control plane")
+		}
+		if got := releaseValues(t, cl.config, ControlPlaneRelease, ControlPlaneNamespace)["identityTrustAnchorsPEM"]; got != bundle {
+			t.Errorf("identityTrustAnchorsPEM = %q, want the old+new bundle", got)
+		}
+		assertIdentity(t, cl)
+
+		_, err = run(t, opts(func(o *Options) { o.ValuesFiles = []string{writeAnchors(string(next.CertPEM))} }))
+		assertOneLineError(t, err, "identityTrustAnchorsPEM in your values does not contain the trust anchor")
+
+		if _, err := run(t, opts(nil)); err != nil {
+			t.Fatal(err)
+		}
+		if got := releaseValues(t, cl.config, ControlPlaneRelease, ControlPlaneNamespace)["identityTrustAnchorsPEM"]; got != string(current) {
+			t.Error("without the values file the control plane does not go back to the single anchor")
+		}
+	})
+
+	t.Run("waiting succeeds once the Deployments are available and the webhook has an endpoint", func(t *testing.T) {
+		// No nodes and no controller manager here: the test writes the
+		// status the Deployment controller and the EndpointSlice controller
+		// would write once pods run.
+		for _, ns := range []string{ControlPlaneNamespace, VizNamespace, WebhookNamespace} {
+			deps, err := cl.kube.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range deps.Items {
+				markAvailable(t, cl, &deps.Items[i])
+			}
+		}
+		addReadyEndpoint(t, cl, WebhookNamespace)
+		out, err := run(t, opts(func(o *Options) { o.Wait = true; o.Timeout = time.Minute }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lines := progressLines(out); len(lines) != 7 || !strings.Contains(lines[6], "Deployments available, webhook answering") {
+			t.Errorf("progress = %q", lines)
 		}
 	})
 
@@ -744,4 +807,40 @@ func tail(s string, n int) string {
 		lines = append([]string{fmt.Sprintf("... (%d lines)", len(lines)-n)}, lines[len(lines)-n:]...)
 	}
 	return strings.Join(lines, "\n")
+}
+
+func markAvailable(t *testing.T, cl *clients, d *appsv1.Deployment) {
+	t.Helper()
+	replicas := int32(1)
+	if d.Spec.Replicas != nil {
+		replicas = *d.Spec.Replicas
+	}
+	d.Status = appsv1.DeploymentStatus{
+		ObservedGeneration: d.Generation,
+		Replicas:           replicas, UpdatedReplicas: replicas, ReadyReplicas: replicas, AvailableReplicas: replicas,
+		Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable"}},
+	}
+	if _, err := cl.kube.AppsV1().Deployments(d.Namespace).UpdateStatus(context.Background(), d, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("status of Deployment %s/%s: %v", d.Namespace, d.Name, err)
+	}
+}
+
+// addReadyEndpoint gives every Service in namespace one ready endpoint.
+func addReadyEndpoint(t *testing.T, cl *clients, namespace string) {
+	t.Helper()
+	svcs, err := cl.kube.CoreV1().Services(namespace).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := true
+	for _, svc := range svcs.Items {
+		_, err := cl.kube.DiscoveryV1().EndpointSlices(namespace).Create(context.Background(), &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Name: svc.Name + "-test", Labels: map[string]string{discoveryv1.LabelServiceName: svc.Name}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.10"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("endpoints of Service %s/%s: %v", namespace, svc.Name, err)
+		}
+	}
 }
