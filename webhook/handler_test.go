@@ -699,3 +699,18 @@ func gather(t testing.TB, g prometheus.Gatherer) []*dto.MetricFamily {
 	}
 	return mfs
 }
+
+func TestDryRunIsHandledLikeAnyOtherRequest(t *testing.T) {
+	h := newTestHandler(t, policy.DefaultConfig(), nil)
+	plain := post(t, h, readReview(t, "job"))
+	r := reviewFixture(t, "job")
+	dry := true
+	r.Request.DryRun = &dry
+	a := post(t, h, mustJSON(t, r))
+	if a.status != http.StatusOK || !bytes.Equal(a.review.Response.Patch, plain.review.Response.Patch) || len(a.review.Response.Patch) == 0 {
+		t.Errorf("dry-run answer differs from the real one: %d %s vs %s", a.status, a.review.Response.Patch, plain.review.Response.Patch)
+	}
+	if !strings.Contains(h.logs.String(), `"dryRun":true`) {
+		t.Errorf("decision log does not mark the dry run:\n%s", h.logs.String())
+	}
+}

@@ -53,6 +53,9 @@ type Options struct {
 	// Client reads namespace labels (get/list/watch namespaces); nil means no
 	// cluster: every namespace gets the config's defaultMode.
 	Client kubernetes.Interface
+	// Namespaces, when set, supplies namespace labels instead of Client (tests
+	// and benchmarks without a cluster, e.g. StaticNamespaces).
+	Namespaces NamespaceLabels
 	// HealthProbeBindAddress serves /healthz and /readyz; "" means
 	// DefaultHealthProbeBindAddress, "0" disables.
 	HealthProbeBindAddress string
@@ -127,15 +130,18 @@ func Run(ctx context.Context, o Options) error {
 	}
 	cfg := store.Load()
 
-	var namespaces NamespaceLabels
+	namespaces := o.Namespaces
 	readyChecks := map[string]healthz.Checker{}
-	if o.Client != nil {
+	switch {
+	case namespaces != nil:
+		log.Info("namespace labels supplied by the caller")
+	case o.Client != nil:
 		nsCache := NewNamespaceCache(o.Client, log.WithName("namespaces"))
 		nsCache.Start(ctx)
 		namespaces = nsCache
 		readyChecks["namespace-cache"] = nsCache.ReadyCheck
 		log.Info("watching namespace labels", "label", policy.LabelMode)
-	} else {
+	default:
 		log.Info("no cluster configured (no --kubeconfig and not in a cluster): namespace labels are unknown, every namespace gets the default mode",
 			"defaultMode", string(cfg.DefaultMode))
 	}

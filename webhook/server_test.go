@@ -246,9 +246,18 @@ func startServer(t *testing.T, o Options, roots *x509.CertPool) *runningServer {
 
 func (s *runningServer) post(t *testing.T, body []byte, contentLength int64) (int, string, *admissionv1.AdmissionReview) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, s.webhookURL, bytes.NewReader(body))
+	code, text, r, err := s.do(body, contentLength)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return code, text, r
+}
+
+// do sends one review; safe to call from any goroutine.
+func (s *runningServer) do(body []byte, contentLength int64) (int, string, *admissionv1.AdmissionReview, error) {
+	req, err := http.NewRequest(http.MethodPost, s.webhookURL, bytes.NewReader(body))
+	if err != nil {
+		return 0, "", nil, err
 	}
 	if contentLength != 0 {
 		req.ContentLength = contentLength
@@ -256,21 +265,21 @@ func (s *runningServer) post(t *testing.T, body []byte, contentLength int64) (in
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := s.client.Do(req)
 	if err != nil {
-		t.Fatalf("POST %s: %v", s.webhookURL, err)
+		return 0, "", nil, fmt.Errorf("POST %s: %w", s.webhookURL, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		return 0, "", nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return resp.StatusCode, string(b), nil
+		return resp.StatusCode, string(b), nil, nil
 	}
 	var r admissionv1.AdmissionReview
 	if err := json.Unmarshal(b, &r); err != nil || r.Response == nil {
-		t.Fatalf("200 answer is not an AdmissionReview with a response (%v): %s", err, b)
+		return 0, "", nil, fmt.Errorf("200 answer is not an AdmissionReview with a response (%v): %s", err, b)
 	}
-	return resp.StatusCode, string(b), &r
+	return resp.StatusCode, string(b), &r, nil
 }
 
 // metric returns the value of the first sample of name with all given labels.
@@ -539,5 +548,64 @@ func TestConfigReloaderFollowsAPlainFile(t *testing.T) {
 			failures := counterValue(t, m.reloadFailures)
 			return mode == s.want && failures == s.failures, fmt.Sprintf("mode %s, failures %v", mode, failures)
 		})
+	}
+}
+
+// gatedNamespaces holds each lookup until released, to keep a request in flight.
+type gatedNamespaces struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g gatedNamespaces) Labels(context.Context, string) (map[string]string, bool) {
+	g.entered <- struct{}{}
+	<-g.release
+	return map[string]string{"linkerd-inject-policy.io/mode": "enforce"}, true
+}
+
+func TestShutdownDrainsInFlightRequests(t *testing.T) {
+	ca := newTestCA(t, "test-ca")
+	certDir := t.TempDir()
+	ca.issue(t, certDir)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.pem)
+	gate := gatedNamespaces{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	// Readiness is checked before any admission request, so the gate only
+	// holds the request below.
+	srv := startServer(t, Options{CertDir: certDir, Namespaces: gate, Log: testLogger(t)}, roots)
+
+	type result struct {
+		code int
+		body string
+		r    *admissionv1.AdmissionReview
+		err  error
+	}
+	answered := make(chan result, 1)
+	job := readReview(t, "job")
+	go func() {
+		code, body, r, err := srv.do(job, 0)
+		answered <- result{code, body, r, err}
+	}()
+	<-gate.entered
+	srv.cancel() // SIGTERM, as far as Run is concerned
+	// Give the server a moment to begin its shutdown before releasing the request.
+	time.Sleep(200 * time.Millisecond)
+	close(gate.release)
+
+	res := <-answered
+	if res.err != nil {
+		t.Fatalf("in-flight request failed during shutdown: %v", res.err)
+	}
+	if res.code != http.StatusOK || res.r == nil || len(res.r.Response.Patch) == 0 {
+		t.Errorf("in-flight request was not answered in full during shutdown: %d %s", res.code, res.body)
+	}
+	select {
+	case err := <-srv.done:
+		if err != nil {
+			t.Errorf("Run returned %v", err)
+		}
+		srv.done <- err
+	case <-time.After(90 * time.Second):
+		t.Fatal("Run did not return after the drain")
 	}
 }
