@@ -320,3 +320,38 @@ func TestTestChartsExist(t *testing.T) {
 		}
 	}
 }
+
+func TestKubeconfigContextSelectsTheCluster(t *testing.T) {
+	kubeconfig := filepath.Join(t.TempDir(), "config")
+	err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters:
+- name: a
+  cluster: {server: "https://127.0.0.1:6443"}
+- name: b
+  cluster: {server: "https://127.0.0.2:6443"}
+users:
+- name: admin
+  user: {token: t}
+contexts:
+- name: a
+  context: {cluster: a, user: admin}
+- name: b
+  context: {cluster: b, user: admin}
+current-context: a
+`), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ctxName, want := range map[string]string{"": "https://127.0.0.1:6443", "a": "https://127.0.0.1:6443", "b": "https://127.0.0.2:6443"} {
+		cfg, err := loadRESTConfig(Options{Kubeconfig: kubeconfig, Context: ctxName})
+		if err != nil {
+			t.Fatalf("context %q: %v", ctxName, err)
+		}
+		if cfg.Host != want {
+			t.Errorf("context %q: host %s, want %s", ctxName, cfg.Host, want)
+		}
+	}
+	_, err = loadRESTConfig(Options{Kubeconfig: kubeconfig, Context: "c"})
+	assertOneLineError(t, err, "no cluster configured", `context \"c\" does not exist`, "--context")
+}
