@@ -77,7 +77,15 @@ type Process struct {
 // Start runs binary with args; its output goes to log (nil: discarded). The
 // process dies with the caller (Pdeathsig), so a killed test leaves nothing behind.
 func Start(binary string, args []string, log io.Writer) (*Process, error) {
+	return StartEnv(binary, args, nil, log)
+}
+
+// StartEnv is Start with env added to the caller's environment.
+func StartEnv(binary string, args, env []string, log io.Writer) (*Process, error) {
 	cmd := exec.Command(binary, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p := &Process{Cmd: cmd, done: make(chan struct{})}

@@ -70,3 +70,20 @@ func TestWriteGeneratedKeepsTheProse(t *testing.T) {
 		t.Errorf("file without markers: %v, want a clear error", err)
 	}
 }
+
+func TestKyvernoDocsPicksItsTwoConfigMaps(t *testing.T) {
+	install := "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kyverno\n" +
+		"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kyverno\n  namespace: kyverno\ndata:\n  a: b\n" +
+		"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\n" +
+		"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kyverno-metrics\n  namespace: kyverno\n"
+	got, err := kyvernoDocs([]byte(install))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(got, "name: kyverno\n") || !strings.Contains(got, "name: kyverno-metrics\n") || strings.Contains(got, "other") || strings.Contains(got, "Namespace") {
+		t.Errorf("picked:\n%s", got)
+	}
+	if _, err := kyvernoDocs([]byte("kind: Namespace\n")); err == nil {
+		t.Error("a manifest without the ConfigMaps must be an error")
+	}
+}

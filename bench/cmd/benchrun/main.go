@@ -31,6 +31,7 @@ type options struct {
 	cluster   bool
 	commit    string
 	kyvernoNo string
+	kyverno   string
 }
 
 func main() {
@@ -46,6 +47,7 @@ func main() {
 	flag.IntVar(&o.workers, "pod-workers", 16, "concurrent Pod creations")
 	flag.BoolVar(&o.cluster, "cluster", true, "run the Pod-creation measurements on a real apiserver")
 	flag.StringVar(&o.commit, "commit", "", "git commit measured, for the report")
+	flag.StringVar(&o.kyverno, "kyverno-dir", "", "directory with a Kyverno build (kyverno, crds/, install.yaml) to measure side by side")
 	flag.StringVar(&o.kyvernoNo, "kyverno-unavailable", "", "why Kyverno was not measured, for the report")
 	flag.Parse()
 	for _, s := range strings.Split(levels, ",") {
@@ -95,7 +97,7 @@ func run(ctx context.Context, o options, stdout, progress io.Writer) error {
 		rep.Servers = append(rep.Servers, r)
 	}
 	if o.cluster {
-		runs, err := measureCluster(ctx, dir, ours, noop, o.pods, o.workers, nil, progress)
+		runs, err := measureCluster(ctx, dir, ours, noop, o.pods, o.workers, o.kyverno, progress)
 		if err != nil {
 			return fmt.Errorf("pod creation on the real apiserver: %w", err)
 		}

@@ -191,6 +191,9 @@ func (r report) markdown() string {
 		p("| admission | Pods | errors | patched | total | per Pod | × no webhook |\n|---|---:|---:|---:|---:|---:|---:|\n")
 		base := r.Pods[0].Elapsed
 		for _, run := range r.Pods {
+			if run.Err != "" {
+				continue
+			}
 			per := time.Duration(0)
 			if run.Pods > 0 {
 				per = run.Elapsed / time.Duration(run.Pods)
@@ -199,7 +202,19 @@ func (r report) markdown() string {
 		}
 	}
 	p("\n### Peers\n\n")
-	if r.KyvernoNote != "" {
+	peerMeasured := false
+	for _, run := range r.Pods {
+		switch {
+		case run.Err != "":
+			first, _, _ := strings.Cut(run.Err, "\n")
+			p("%s side by side: could not run here: %s\n\n", run.Variant, first)
+			peerMeasured = true
+		case strings.HasPrefix(run.Variant, "Kyverno"):
+			p("%s side by side: measured above, in the Pod-creation table (same apiserver, same Pods, a ClusterPolicy making the same mutation).\n\n", run.Variant)
+			peerMeasured = true
+		}
+	}
+	if !peerMeasured && r.KyvernoNote != "" {
 		p("Kyverno side by side: %s\n\n", r.KyvernoNote)
 	}
 	if ours := r.run(0, targetConcurrency); ours != nil {
