@@ -88,13 +88,9 @@ func run(ctx context.Context, o options, stdout, progress io.Writer) error {
 			return err
 		}
 	}
-	ours, noop := ourServer(o.serve), noopServer(o.noop)
-	for _, k := range []serverKind{ours, noop} {
-		r, err := measureServer(ctx, k, dir, o.levels, o.requests, progress)
-		if err != nil {
-			return err
-		}
-		rep.Servers = append(rep.Servers, r)
+	ours, noop := ourServer(o.serve, "info"), noopServer(o.noop)
+	if rep.Servers, err = measureServers(ctx, []serverKind{ours, noop, ourServer(o.serve, "error")}, dir, o.levels, o.requests, progress); err != nil {
+		return err
 	}
 	if o.cluster {
 		runs, err := measureCluster(ctx, dir, ours, noop, o.pods, o.workers, o.kyverno, progress)

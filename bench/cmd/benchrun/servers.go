@@ -26,12 +26,17 @@ type serverKind struct {
 	args func(certDir string, port, health int, kubeconfig string) []string
 }
 
-func ourServer(binary string) serverKind {
-	return serverKind{Name: "linkerd-inject-policy serve", Binary: binary, args: func(certDir string, port, health int, kubeconfig string) []string {
+// ourServer runs serve at logLevel: "info" is the production default (one
+// decision line per request), "error" shows what that line costs.
+func ourServer(binary, logLevel string) serverKind {
+	name := "linkerd-inject-policy serve"
+	if logLevel != "info" {
+		name += " --log-level=" + logLevel
+	}
+	return serverKind{Name: name, Binary: binary, args: func(certDir string, port, health int, kubeconfig string) []string {
 		a := []string{"serve", "--cert-dir=" + certDir, "--host=127.0.0.1", "--port=" + strconv.Itoa(port),
 			"--health-probe-bind-address=127.0.0.1:" + strconv.Itoa(health), "--metrics-bind-address=0",
-			// One decision line per request is the production default; keep it.
-			"--log-level=info"}
+			"--log-level=" + logLevel}
 		if kubeconfig != "" {
 			a = append(a, "--kubeconfig="+kubeconfig)
 		}
@@ -141,26 +146,43 @@ func certs(dir string) (string, *tls.Config, error) {
 	return certDir, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
-// measureServer runs the start-up, memory and load measurements of one server.
-func measureServer(ctx context.Context, k serverKind, dir string, levels []int, requests int, progress io.Writer) (serverResult, error) {
-	res := serverResult{Name: k.Name}
-	certDir, tlsConfig, err := certs(dir)
-	if err != nil {
-		return res, err
+// measureServers runs the start-up, memory and load measurements of the
+// servers. Both run at once and the load alternates between them level by
+// level, so a change in the machine's background load hits both alike and
+// the ratios stay fair.
+func measureServers(ctx context.Context, kinds []serverKind, dir string, levels []int, requests int, progress io.Writer) ([]serverResult, error) {
+	results := make([]serverResult, len(kinds))
+	servers := make([]*running, len(kinds))
+	tlsConfigs := make([]*tls.Config, len(kinds))
+	defer func() {
+		for _, r := range servers {
+			if r != nil {
+				_ = r.p.Stop(10 * time.Second)
+			}
+		}
+	}()
+	for i, k := range kinds {
+		results[i].Name = k.Name
+		certDir, tlsConfig, err := certs(dir)
+		if err != nil {
+			return nil, err
+		}
+		tlsConfigs[i] = tlsConfig
+		fmt.Fprintf(progress, "benchrun: %s: start-up time (5 starts)\n", k.Name)
+		if results[i].Startup, err = startupTimes(ctx, k, dir, certDir, 5); err != nil {
+			return nil, err
+		}
+		if servers[i], err = k.start(ctx, dir, certDir, ""); err != nil {
+			return nil, err
+		}
 	}
-	fmt.Fprintf(progress, "benchrun: %s: start-up time (5 starts)\n", k.Name)
-	if res.Startup, err = startupTimes(ctx, k, dir, certDir, 5); err != nil {
-		return res, err
-	}
-	r, err := k.start(ctx, dir, certDir, "")
-	if err != nil {
-		return res, err
-	}
-	defer func() { _ = r.p.Stop(10 * time.Second) }()
 	// Let start-up garbage settle before reading the idle figure.
 	time.Sleep(2 * time.Second)
-	if res.IdleRSS, err = proc.ReadMemory(r.p.Pid()); err != nil {
-		return res, err
+	for i, r := range servers {
+		var err error
+		if results[i].IdleRSS, err = proc.ReadMemory(r.p.Pid()); err != nil {
+			return nil, err
+		}
 	}
 	objects := bench.Objects()
 	body := bench.Review(objects[1], "0f7a4a4e-0000-4000-8000-000000000001") // the Deployment
@@ -170,24 +192,29 @@ func measureServer(ctx context.Context, k serverKind, dir string, levels []int, 
 			// One at a time is slow by nature; a quarter of the count keeps the run short.
 			n = max(1000, requests/4)
 		}
-		fmt.Fprintf(progress, "benchrun: %s: %d requests at concurrency %d\n", k.Name, n, c)
-		lr, err := load.Run(ctx, load.Options{
-			URL: r.url, Bodies: [][]byte{body}, Concurrency: c, Requests: n, Warmup: 5, TLS: tlsConfig,
-			MaxDuration: 2 * time.Minute,
-			Check: func(status int, b []byte) error {
-				if status != 200 || !strings.Contains(string(b), `"allowed":true`) {
-					return fmt.Errorf("HTTP %d: %.200s", status, b)
-				}
-				return nil
-			},
-		})
-		if err != nil {
-			return res, err
+		for i, r := range servers {
+			fmt.Fprintf(progress, "benchrun: %s: %d requests at concurrency %d\n", kinds[i].Name, n, c)
+			lr, err := load.Run(ctx, load.Options{
+				URL: r.url, Bodies: [][]byte{body}, Concurrency: c, Requests: n, Warmup: 5, TLS: tlsConfigs[i],
+				MaxDuration: 2 * time.Minute,
+				Check: func(status int, b []byte) error {
+					if status != 200 || !strings.Contains(string(b), `"allowed":true`) {
+						return fmt.Errorf("HTTP %d: %.200s", status, b)
+					}
+					return nil
+				},
+			})
+			if err != nil {
+				return nil, err
+			}
+			results[i].Runs = append(results[i].Runs, loadRun{Server: kinds[i].Name, Result: lr})
 		}
-		res.Runs = append(res.Runs, loadRun{Server: k.Name, Result: lr})
 	}
-	if res.AfterLoad, err = proc.ReadMemory(r.p.Pid()); err != nil {
-		return res, err
+	for i, r := range servers {
+		var err error
+		if results[i].AfterLoad, err = proc.ReadMemory(r.p.Pid()); err != nil {
+			return nil, err
+		}
 	}
-	return res, nil
+	return results, nil
 }
