@@ -52,6 +52,9 @@ type eval struct {
 	// patched; empty for controller-owned workloads.
 	targets []*target
 	self    *target // the object's own metadata
+	// buffers for the common case of one template, to save allocations
+	selfBuf, tmplBuf target
+	tgtBuf           [1]*target
 	changes []Change
 	skips   []Skip
 	err     error
@@ -81,7 +84,8 @@ func Evaluate(obj *unstructured.Unstructured, ctx Context, cfg *Config) (Decisio
 	if e.namespace == "" {
 		e.namespace, _ = getString(getMap(obj.Object, "metadata"), "namespace")
 	}
-	e.self = &target{origAnn: getMap(obj.Object, "metadata", "annotations")}
+	e.selfBuf = target{origAnn: getMap(obj.Object, "metadata", "annotations")}
+	e.self = &e.selfBuf
 	e.findTargets()
 
 	b := &cfg.BuiltinRules
@@ -134,7 +138,8 @@ func objectName(obj map[string]any) string {
 func (e *eval) findTargets() {
 	switch {
 	case e.kind.self:
-		e.targets = []*target{e.self}
+		e.tgtBuf[0] = e.self
+		e.targets = e.tgtBuf[:]
 		return
 	case e.kind.workload && controlledByOwner(e.orig):
 		// Its controller's template was (or will be) evaluated; its pods
@@ -151,7 +156,13 @@ func (e *eval) findTargets() {
 		}
 	case e.kind.template != nil:
 		p := e.kind.template
-		e.targets = []*target{{path: p, prefix: displayPath(p) + ".", origAnn: getMap(e.orig, append(p[:len(p):len(p)], "metadata", "annotations")...)}}
+		var ann map[string]any
+		if tm, ok := get(e.orig, p...).(map[string]any); ok {
+			ann = getMap(tm, "metadata", "annotations")
+		}
+		e.tmplBuf = target{path: p, prefix: e.kind.prefix, origAnn: ann}
+		e.tgtBuf[0] = &e.tmplBuf
+		e.targets = e.tgtBuf[:]
 	}
 }
 
@@ -193,9 +204,12 @@ func ownerNamed(obj map[string]any, group, kind string) (string, bool) {
 
 // cur returns the current state of the tree under t (template root).
 func (e *eval) cur(t *target, path ...any) any {
-	full := make([]any, 0, len(t.path)+len(path))
-	full = append(append(full, t.path...), path...)
-	return get(e.d.root, full...)
+	base := get(e.d.root, t.path...)
+	m, ok := base.(map[string]any)
+	if !ok {
+		return nil
+	}
+	return get(m, path...)
 }
 
 func (e *eval) annotations(t *target) map[string]any {
@@ -251,8 +265,8 @@ func (e *eval) fail(err error) {
 }
 
 func (e *eval) writeAnnotation(t *target, key, value string) bool {
-	p := make([]any, 0, len(t.path)+2)
-	p = append(append(p, t.path...), "metadata", "annotations")
+	var buf [8]any // paths are short: keep them off the heap
+	p := append(append(buf[:0], t.path...), "metadata", "annotations")
 	m, err := e.d.mutableMap(p...)
 	if err != nil {
 		e.fail(err)

@@ -16,6 +16,7 @@ type kind struct {
 	// template is the path of the single pod template (nil for Pod, whose
 	// template is the object itself, and for kinds without one).
 	template []any
+	prefix   string // displayPath(template) + "."
 	// self: the object is a pod (its own metadata and spec are the template).
 	self bool
 	// nodeSets: ECK Elasticsearch, one template per spec.nodeSets[i].podTemplate.
@@ -46,18 +47,18 @@ func lookupKind(gvk schema.GroupVersionKind) (kind, bool) {
 	case "apps", "extensions":
 		switch gvk.Kind {
 		case "Deployment", "DaemonSet", "ReplicaSet":
-			return kind{name: gvk.Kind, template: pathSpecTemplate, workload: true}, true
+			return kind{name: gvk.Kind, template: pathSpecTemplate, prefix: "spec.template.", workload: true}, true
 		case "StatefulSet":
 			if gvk.Group == "apps" {
-				return kind{name: gvk.Kind, template: pathSpecTemplate, workload: true}, true
+				return kind{name: gvk.Kind, template: pathSpecTemplate, prefix: "spec.template.", workload: true}, true
 			}
 		}
 	case "batch":
 		switch gvk.Kind {
 		case "Job":
-			return kind{name: "Job", template: pathSpecTemplate, workload: true}, true
+			return kind{name: "Job", template: pathSpecTemplate, prefix: "spec.template.", workload: true}, true
 		case "CronJob":
-			return kind{name: "CronJob", template: pathCronJobTemplate, workload: true}, true
+			return kind{name: "CronJob", template: pathCronJobTemplate, prefix: "spec.jobTemplate.spec.template.", workload: true}, true
 		}
 	case "elasticsearch.k8s.elastic.co":
 		if gvk.Kind == "Elasticsearch" {
@@ -65,7 +66,7 @@ func lookupKind(gvk schema.GroupVersionKind) (kind, bool) {
 		}
 	case "kibana.k8s.elastic.co":
 		if gvk.Kind == "Kibana" {
-			return kind{name: "Kibana", template: pathPodTemplate, workload: true}, true
+			return kind{name: "Kibana", template: pathPodTemplate, prefix: "spec.podTemplate.", workload: true}, true
 		}
 	}
 	return kind{}, false

@@ -19,7 +19,6 @@ func (e *eval) ruleOpaquePorts(r *OpaquePortsRule) {
 	}
 	for _, t := range e.targets {
 		var declared []int
-		names := map[string]int{}
 		e.containers(t, func(c map[string]any) {
 			ports, _ := c["ports"].([]any)
 			for _, p := range ports {
@@ -34,9 +33,6 @@ func (e *eval) ruleOpaquePorts(r *OpaquePortsRule) {
 				if !ok {
 					continue
 				}
-				if name, _ := pm["name"].(string); name != "" {
-					names[name] = n
-				}
 				if containsInt(r.Ports, n) && !containsInt(declared, n) {
 					declared = append(declared, n)
 				}
@@ -45,8 +41,24 @@ func (e *eval) ruleOpaquePorts(r *OpaquePortsRule) {
 		if len(declared) == 0 {
 			continue
 		}
-		e.mergePortList(t, RuleOpaquePorts, AnnotationOpaquePorts, declared, func(n string) int { return names[n] }, ReasonServerSpeaksFirst, opaqueMessage(declared))
+		e.mergePortList(t, RuleOpaquePorts, AnnotationOpaquePorts, declared, func(n string) int { return e.containerPortNamed(t, n) }, ReasonServerSpeaksFirst, opaqueMessage(declared))
 	}
+}
+
+// containerPortNamed resolves a port name of t's containers (0: none).
+func (e *eval) containerPortNamed(t *target, name string) int {
+	port := 0
+	e.containers(t, func(c map[string]any) {
+		ports, _ := c["ports"].([]any)
+		for _, p := range ports {
+			if pm, ok := p.(map[string]any); ok && pm["name"] == name {
+				if n, ok := asInt(pm["containerPort"]); ok && port == 0 {
+					port = n
+				}
+			}
+		}
+	})
+	return port
 }
 
 // opaqueService marks a Service's ports opaque when the port or its numeric
