@@ -55,9 +55,9 @@ type eval struct {
 	// buffers for the common case of one template, to save allocations
 	selfBuf, tmplBuf target
 	tgtBuf           [1]*target
-	changes []Change
-	skips   []Skip
-	err     error
+	changes          []Change
+	skips            []Skip
+	err              error
 }
 
 // Evaluate applies the policy of cfg to obj as if admitted in ctx, and
