@@ -66,38 +66,35 @@ type configDir struct {
 
 func (c *configDir) path() string { return filepath.Join(c.dir, "config.yaml") }
 
-// swap publishes content the way kubelet does: new directory, new ..data symlink renamed over the old one.
-func (c *configDir) swap(t testing.TB, content string) {
-	t.Helper()
+// swap publishes content the way kubelet does: new directory, new ..data
+// symlink renamed over the old one. It runs on the event goroutine, so it
+// reports by error rather than t.Fatal.
+func (c *configDir) swap(content string) error {
 	c.version++
 	v := fmt.Sprintf("..v%d", c.version)
 	if err := os.Mkdir(filepath.Join(c.dir, v), 0o755); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if err := os.WriteFile(filepath.Join(c.dir, v, "config.yaml"), []byte(content), 0o644); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	tmp := filepath.Join(c.dir, "..data_tmp")
 	if err := os.Symlink(v, tmp); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if err := os.Rename(tmp, filepath.Join(c.dir, "..data")); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if _, err := os.Lstat(c.path()); os.IsNotExist(err) {
-		if err := os.Symlink(filepath.Join("..data", "config.yaml"), c.path()); err != nil {
-			t.Fatal(err)
-		}
+		return os.Symlink(filepath.Join("..data", "config.yaml"), c.path())
 	}
+	return nil
 }
 
 // overwrite rewrites the file in place (truncate, then write), as an editor
-// or `kubectl cp` would: readers may see it empty or half-written.
-func (c *configDir) overwrite(t testing.TB, content string) {
-	t.Helper()
-	if err := os.WriteFile(c.path(), []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
+// would: readers may see it empty or half-written.
+func (c *configDir) overwrite(content string) error {
+	return os.WriteFile(c.path(), []byte(content), 0o644)
 }
 
 // normalize makes equal answers compare equal as strings: the JSON patch is
@@ -196,27 +193,27 @@ func expectedAnswers(t *testing.T, bodies [][]byte, configs map[string]string) m
 }
 
 // rotateCert copies the certificate of src over the served one, key first,
-// in place: the watcher may see a mismatched pair for a moment.
-func rotateCert(t testing.TB, src, dst string) []byte {
-	t.Helper()
+// in place: the watcher may see a mismatched pair for a moment. It returns
+// the new leaf certificate (DER).
+func rotateCert(src, dst string) ([]byte, error) {
 	for _, f := range []string{"tls.key", "tls.crt"} {
 		b, err := os.ReadFile(filepath.Join(src, f))
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		if err := os.WriteFile(filepath.Join(dst, f), b, 0o600); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 	}
 	b, err := os.ReadFile(filepath.Join(src, "tls.crt"))
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	block, _ := pem.Decode(b)
 	if block == nil {
-		t.Fatal("tls.crt is not PEM")
+		return nil, fmt.Errorf("%s/tls.crt is not PEM", src)
 	}
-	return block.Bytes
+	return block.Bytes, nil
 }
 
 // servedCert is the leaf certificate a fresh TLS handshake gets.
@@ -247,7 +244,9 @@ func TestConfigAndCertificateChangesUnderLoad(t *testing.T) {
 	tlsConfig := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 
 	cfgDir := &configDir{dir: t.TempDir()}
-	cfgDir.swap(t, configA)
+	if err := cfgDir.swap(configA); err != nil {
+		t.Fatal(err)
+	}
 	s := startServer(t, serverOptions{certDir: certDir, configPath: cfgDir.path()})
 
 	bodies := [][]byte{
@@ -309,23 +308,37 @@ func TestConfigAndCertificateChangesUnderLoad(t *testing.T) {
 		}
 		return nil
 	}
-	failures := func() float64 { return s.metric(t, "linkerd_inject_policy_config_reload_failures_total") }
+	// failures is -1 when the metrics cannot be read (never "more than before").
+	failures := func() float64 {
+		v, err := s.metricValue("linkerd_inject_policy_config_reload_failures_total")
+		if err != nil {
+			return -1
+		}
+		return v
+	}
 
 	type event struct {
 		name string
 		do   func() error
 	}
-	valid := func(name, content string, publish func(testing.TB, string)) event {
+	valid := func(name, content string, publish func(string) error) event {
 		return event{name, func() error {
-			publish(t, content)
+			if err := publish(content); err != nil {
+				return err
+			}
 			return waitFor("config "+name+" in force", func() bool { return probe() == name })
 		}}
 	}
-	invalid := func(name, content string, publish func(testing.TB, string)) event {
+	invalid := func(name, content string, publish func(string) error) event {
 		return event{name, func() error {
 			inForce := probe()
 			before := failures()
-			publish(t, content)
+			if before < 0 {
+				return fmt.Errorf("cannot read the server's metrics")
+			}
+			if err := publish(content); err != nil {
+				return err
+			}
 			if err := waitFor("the rejection of "+name, func() bool { return failures() > before }); err != nil {
 				return err
 			}
@@ -337,7 +350,10 @@ func TestConfigAndCertificateChangesUnderLoad(t *testing.T) {
 	}
 	rotate := func(i int) event {
 		return event{fmt.Sprintf("certificate rotation %d", i+1), func() error {
-			der := rotateCert(t, rotations[i], certDir)
+			der, err := rotateCert(rotations[i], certDir)
+			if err != nil {
+				return err
+			}
 			addr := fmt.Sprintf("127.0.0.1:%d", s.port)
 			return waitFor("the rotated certificate to be served", func() bool {
 				got, err := servedCert(addr, tlsConfig)

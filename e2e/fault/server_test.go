@@ -144,14 +144,23 @@ func (s *server) start(t *testing.T) {
 // start with prefix (e.g. `linkerd_inject_policy_config_reloads_total{result="failure"}`).
 func (s *server) metric(t testing.TB, prefix string) float64 {
 	t.Helper()
+	v, err := s.metricValue(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// metricValue is metric for goroutines other than the test's.
+func (s *server) metricValue(prefix string) (float64, error) {
 	resp, err := http.Get(s.metricsURL)
 	if err != nil {
-		t.Fatalf("metrics: %v", err)
+		return 0, fmt.Errorf("metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("metrics: %v", err)
+		return 0, fmt.Errorf("metrics: %w", err)
 	}
 	var sum float64
 	for _, line := range strings.Split(string(b), "\n") {
@@ -161,11 +170,11 @@ func (s *server) metric(t testing.TB, prefix string) float64 {
 		fields := strings.Fields(line)
 		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
 		if err != nil {
-			t.Fatalf("metric line %q: %v", line, err)
+			return 0, fmt.Errorf("metric line %q: %w", line, err)
 		}
 		sum += v
 	}
-	return sum
+	return sum, nil
 }
 
 // writeCert writes a fresh serving certificate into dir and adds its CA to pool.
