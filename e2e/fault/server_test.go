@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,14 +21,23 @@ import (
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/e2e/cluster"
 )
 
-// binaryOnce builds the server once per test binary when LIP_BINARY is unset.
-var binaryOnce = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "lip-fault-bin-")
-	if err != nil {
-		return "", err
-	}
-	return cluster.FindWebhookBinary(context.Background(), dir, io.Discard)
-})
+// binaryOnce builds the server once per test binary when LIP_BINARY is
+// unset, into buildDir (removed by TestMain).
+var (
+	buildDir   = filepath.Join(os.TempDir(), fmt.Sprintf("lip-fault-bin-%d", os.Getpid()))
+	binaryOnce = sync.OnceValues(func() (string, error) {
+		if err := os.MkdirAll(buildDir, 0o755); err != nil {
+			return "", err
+		}
+		return cluster.FindWebhookBinary(context.Background(), buildDir, io.Discard)
+	})
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	os.RemoveAll(buildDir)
+	os.Exit(code)
+}
 
 // server is one `linkerd-inject-policy serve` process on loopback.
 type server struct {
