@@ -353,5 +353,5 @@ current-context: a
 		}
 	}
 	_, err = loadRESTConfig(Options{Kubeconfig: kubeconfig, Context: "c"})
-	assertOneLineError(t, err, "no cluster configured", `context \"c\" does not exist`, "--context")
+	assertOneLineError(t, err, "no cluster configured", "context \"c\" does not exist", "--context")
 }

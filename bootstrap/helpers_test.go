@@ -9,10 +9,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-logr/logr"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/repo"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/yaml"
 )
 
@@ -104,4 +106,11 @@ func progressLines(out *bytes.Buffer) []string {
 		}
 	}
 	return lines
+}
+
+func TestMain(m *testing.M) {
+	// envtest logs through controller-runtime's global logger; without one
+	// it prints a warning with a stack trace into every e2e test's output.
+	ctrllog.SetLogger(logr.Discard())
+	os.Exit(m.Run())
 }
