@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"io"
@@ -9,9 +10,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/e2e/cluster"
 )
 
 // checkFixtures is the fixture directory relative to the repository root,
@@ -336,4 +340,62 @@ func TestCheckDirectoriesAreReadRecursivelyInSortedOrder(t *testing.T) {
 	if got := strings.Join(names, " "); got != "ConfigMap/zero ConfigMap/aa ConfigMap/az ConfigMap/b" {
 		t.Errorf("order %s", got)
 	}
+}
+
+// TestCheckOutputIsAcceptedByARealAPIServer pipes check's output for every
+// scenario to `kubectl apply --dry-run=server` against a real
+// kube-apiserver (with ECK's CRDs), whose strict field validation rejects
+// anything a Kubernetes v1.37 object may not contain.
+func TestCheckOutputIsAcceptedByARealAPIServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a real control plane")
+	}
+	repoRoot(t)
+	c := cluster.StartForTest(t, cluster.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := c.InstallECKCRDs(ctx); err != nil {
+		t.Fatalf("install ECK CRDs: %v", err)
+	}
+	if err := c.CreateNamespace(ctx, "check", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range scenarios(t) {
+		t.Run(dir, func(t *testing.T) {
+			out, err := checkRun(t, "", "-f", filepath.Join("examples", dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			args := []string{"apply", "--dry-run=server", "--validate=strict", "-f", "-"}
+			if dir != "longhorn" {
+				args = append(args, "-n", "check")
+			} else {
+				// The Namespace must exist for a server-side dry run of the
+				// objects in it; create it for real.
+				if _, stderr, err := c.Kubectl(ctx, nil, "apply", "-f", "examples/longhorn/00-namespace.yaml"); err != nil {
+					t.Fatalf("create longhorn-system: %v\n%s", err, stderr)
+				}
+			}
+			stdout, stderr, err := c.Kubectl(ctx, strings.NewReader(out), args...)
+			if err != nil {
+				t.Fatalf("kubectl rejected check's output: %v\n%s\n%s", err, stderr, out)
+			}
+			if strings.Contains(string(stderr), "Warning") {
+				t.Errorf("kubectl warned: %s", stderr)
+			}
+			t.Logf("%s", stdout)
+		})
+	}
+	// The validation is real: the field no Kubernetes has, which check
+	// kept, is what the apiserver refuses.
+	t.Run("the future field check keeps is refused by the server", func(t *testing.T) {
+		out, err := checkRun(t, "", "-f", filepath.Join(checkFixtures, "future-field.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, stderr, err := c.Kubectl(ctx, strings.NewReader(out), "apply", "--dry-run=server", "--validate=strict", "-n", "check", "-f", "-")
+		if err == nil || !strings.Contains(string(stderr), "futureField") {
+			t.Errorf("want the apiserver to reject spec.template.spec.futureField, got err %v: %s", err, stderr)
+		}
+	})
 }
