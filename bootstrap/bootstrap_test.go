@@ -314,7 +314,7 @@ func assertOneLineError(t *testing.T, err error, want ...string) {
 
 // Keep the fixture README honest: every chart it names exists.
 func TestTestChartsExist(t *testing.T) {
-	for _, name := range []string{CRDsRelease, ControlPlaneRelease, VizRelease, "linkerd-inject-policy-minimal"} {
+	for _, name := range []string{CRDsRelease, ControlPlaneRelease, VizRelease} {
 		if _, err := os.Stat(filepath.Join(testChartDir, name, "Chart.yaml")); err != nil {
 			t.Error(err)
 		}

@@ -21,16 +21,14 @@ import (
 // testChartDir holds the test charts that mimic Linkerd's.
 const testChartDir = "testdata/charts"
 
-// webhookChartDir is this webhook's real chart; the minimal stand-in is
-// used only while deploy/charts/linkerd-inject-policy does not exist.
+// webhookChartDir is this webhook's real chart, as bootstrap installs it.
 func webhookChartDir(t testing.TB) string {
 	t.Helper()
-	real := filepath.Join("..", "deploy", "charts", "linkerd-inject-policy")
-	if _, err := os.Stat(filepath.Join(real, "Chart.yaml")); err == nil {
-		return real
+	dir := filepath.Join("..", "deploy", "charts", "linkerd-inject-policy")
+	if _, err := os.Stat(filepath.Join(dir, "Chart.yaml")); err != nil {
+		t.Fatalf("this webhook's chart: %v", err)
 	}
-	t.Logf("deploy/charts/linkerd-inject-policy missing: using the minimal stand-in chart")
-	return filepath.Join(testChartDir, "linkerd-inject-policy-minimal")
+	return dir
 }
 
 // serveChartRepo packages the test charts with Helm's own code and serves

@@ -67,7 +67,6 @@ func (r *runner) wait(ctx context.Context) (string, error) {
 			services = append(services, manifestObjects(rel, "Service")...)
 		}
 	}
-	start := time.Now()
 	var lastPending []string
 	// The checks use the caller's ctx, not the poll's: a check cut short by
 	// the deadline would report the deadline instead of what is not ready.
@@ -108,7 +107,7 @@ func (r *runner) wait(ctx context.Context) (string, error) {
 			Fix:     "check the pods (kubectl get pods -n linkerd, kubectl describe pod ...), raise --timeout, or pass --wait=false to skip waiting",
 		}
 	}
-	return fmt.Sprintf("%d Deployments available, webhook answering after %s", len(deployments), time.Since(start).Round(100*time.Millisecond)), nil
+	return fmt.Sprintf("%d Deployments available, webhook answering", len(deployments)), nil
 }
 
 func deploymentAvailable(d *appsv1.Deployment) bool {
