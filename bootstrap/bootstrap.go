@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/cli"
@@ -50,8 +51,11 @@ type runner struct {
 	out io.Writer
 
 	// c is nil in a --dry-run without a reachable cluster.
-	c              *clients
-	kubeVersion    string
+	c           *clients
+	kubeVersion string
+	// apiVersions the cluster serves, so a dry run renders charts that test
+	// .Capabilities.APIVersions (the webhook's certs.mode=auto) as the real run would.
+	apiVersions    []string
 	hasCertManager bool
 	hasPodMonitors bool
 	// buildChain: the default cert-manager issuer is missing, so bootstrap
@@ -186,6 +190,9 @@ func (r *runner) connect(ctx context.Context, cfg *rest.Config) error {
 		}
 	}
 	r.kubeVersion = v.GitVersion
+	if vs, err := action.GetVersionSet(kc.Discovery()); err == nil {
+		r.apiVersions = vs
+	}
 	c, err := newClients(cfg)
 	if err != nil {
 		return err
@@ -432,7 +439,7 @@ func (r *runner) releases(ctx context.Context, rels ...helmRelease) (string, err
 			summary += ", "
 		}
 		if r.o.DryRun {
-			if err := renderRelease(rel, r.kubeVersion, r.out); err != nil {
+			if err := renderRelease(rel, r.kubeVersion, r.apiVersions, r.out); err != nil {
 				return "", helmError(rel, err)
 			}
 			summary += fmt.Sprintf("%s %s rendered", rel.name, rel.chart.Metadata.Version)

@@ -135,7 +135,7 @@ func TestControlPlaneTestChartBehavesLikeLinkerds(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
-			err := renderRelease(helmRelease{name: ControlPlaneRelease, namespace: ControlPlaneNamespace, chart: ch, values: tt.values}, "", &out)
+			err := renderRelease(helmRelease{name: ControlPlaneRelease, namespace: ControlPlaneNamespace, chart: ch, values: tt.values}, "", nil, &out)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)

@@ -667,6 +667,33 @@ func TestBootstrapCertManagerIdentityOnARealAPIServer(t *testing.T) {
 		return &out, err
 	}
 
+	t.Run("dry run renders the Certificate, and the webhook's certificate through cert-manager, creating nothing", func(t *testing.T) {
+		out, err := run(t, opts(func(o *Options) { o.DryRun = true }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs := parseStream(t, out.Bytes())
+		if cert := find(objs, "Certificate", IssuerCertificate); cert == nil || cert.GetNamespace() != ControlPlaneNamespace {
+			t.Error("dry run output has no identity issuer Certificate")
+		}
+		// No ca-issuer yet: the chain bootstrap would build is shown too.
+		if find(objs, "Issuer", trustAnchorCAIssuer) == nil {
+			t.Error("dry run output has no trust-anchor chain")
+		}
+		// The webhook chart picks cert-manager when the cluster serves its
+		// API: the dry run must see the cluster's API versions to agree.
+		webhookCert := false
+		for _, o := range objs {
+			webhookCert = webhookCert || (o.GetKind() == "Certificate" && o.GetNamespace() == WebhookNamespace)
+		}
+		if !webhookCert {
+			t.Error("dry run rendered the webhook chart without cert-manager although the cluster has it")
+		}
+		if _, err := cl.kube.CoreV1().Namespaces().Get(ctx, ControlPlaneNamespace, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("dry run created namespace %s (err %v)", ControlPlaneNamespace, err)
+		}
+	})
+
 	t.Run("an explicit issuer that does not exist is an error", func(t *testing.T) {
 		_, err := run(t, opts(func(o *Options) { o.IssuerRef = "ClusterIssuer/ca-issuer" }))
 		assertOneLineError(t, err, "cert-manager issuer ClusterIssuer/ca-issuer not found cluster-wide", "pass --issuer-ref to an issuer that exists")

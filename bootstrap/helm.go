@@ -300,9 +300,9 @@ func chartDigest(ch *chart.Chart) string {
 }
 
 // renderRelease renders r client-side for --dry-run, with the cluster's
-// Kubernetes version when known, and writes every manifest (CRDs and hooks
+// Kubernetes version and API versions when known, and writes every manifest (CRDs and hooks
 // included) to w.
-func renderRelease(r helmRelease, kubeVersion string, w io.Writer) error {
+func renderRelease(r helmRelease, kubeVersion string, apiVersions []string, w io.Writer) error {
 	in := action.NewInstall(&action.Configuration{})
 	in.ReleaseName = r.name
 	in.Namespace = r.namespace
@@ -310,6 +310,7 @@ func renderRelease(r helmRelease, kubeVersion string, w io.Writer) error {
 	in.ClientOnly = true
 	in.IncludeCRDs = true
 	in.Replace = true
+	in.APIVersions = apiVersions
 	if kubeVersion != "" {
 		kv, err := chartutil.ParseKubeVersion(kubeVersion)
 		if err == nil {
