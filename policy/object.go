@@ -26,6 +26,7 @@ type kind struct {
 	workload bool
 }
 
+// Template paths, shared by every kind value and never modified.
 var (
 	pathSpecTemplate    = []any{"spec", "template"}
 	pathCronJobTemplate = []any{"spec", "jobTemplate", "spec", "template"}

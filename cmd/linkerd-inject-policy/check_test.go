@@ -399,3 +399,36 @@ func TestCheckOutputIsAcceptedByARealAPIServer(t *testing.T) {
 		}
 	})
 }
+
+// FuzzCheck feeds arbitrary input to check: it must either fail with exit
+// status 2 or print output that check leaves as it is.
+func FuzzCheck(f *testing.F) {
+	seeds, _ := filepath.Glob(filepath.Join("..", "..", "examples", "*", "*.yaml"))
+	fixtures, _ := filepath.Glob(filepath.Join("testdata", "check", "*"))
+	for _, p := range append(seeds, fixtures...) {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte("a: &x [*x]\n"))
+	f.Add([]byte("apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  spec: {hostNetwork: true}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var out bytes.Buffer
+		err := runCheck(bytes.NewReader(data), &out, &checkFlags{files: []string{"-"}, output: "yaml"})
+		if err != nil {
+			if exitCode(err) != 2 {
+				t.Fatalf("exit status %d for bad input, want 2: %v", exitCode(err), err)
+			}
+			return
+		}
+		var again bytes.Buffer
+		if err := runCheck(bytes.NewReader(out.Bytes()), &again, &checkFlags{files: []string{"-"}, output: "yaml"}); err != nil {
+			t.Fatalf("check rejects its own output: %v\n%s", err, out.Bytes())
+		}
+		if !bytes.Equal(out.Bytes(), again.Bytes()) {
+			t.Fatalf("check is not idempotent:\n--- first\n%s\n--- second\n%s", out.Bytes(), again.Bytes())
+		}
+	})
+}
