@@ -96,7 +96,7 @@ func (m *Mutator) review(ctx context.Context, req admission.Request) (admission.
 
 	if mode == policy.ModeOff {
 		v.outcome = OutcomeUnchanged
-		log.Info("decision", "rules", "")
+		log.Info("decision", "rules", "", "outcome", v.outcome)
 		return admission.Allowed(""), v
 	}
 

@@ -148,6 +148,9 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			text = resp.Result.Message
 		}
+		if code < http.StatusInternalServerError {
+			e.log.Info("bad request", "reason", text, "uid", uid, "kind", v.kind, "remote", r.RemoteAddr)
+		}
 		http.Error(w, fmt.Sprintf("admission request %s: %s", uid, text), code)
 		return
 	}
