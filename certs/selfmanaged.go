@@ -245,12 +245,13 @@ func (m *manager) patchCABundle(ctx context.Context, caBundle []byte) error {
 	}
 	var ops []op
 	for i, wh := range cfg.Webhooks {
-		if bytes.Equal(wh.ClientConfig.CABundle, caBundle) {
+		want := MergeCABundle(wh.ClientConfig.CABundle, caBundle, m.o.Now())
+		if bytes.Equal(wh.ClientConfig.CABundle, want) {
 			continue
 		}
 		ops = append(ops,
 			op{Op: "test", Path: fmt.Sprintf("/webhooks/%d/name", i), Value: wh.Name},
-			op{Op: "add", Path: fmt.Sprintf("/webhooks/%d/clientConfig/caBundle", i), Value: caBundle}, // []byte marshals as base64, as the API wants
+			op{Op: "add", Path: fmt.Sprintf("/webhooks/%d/clientConfig/caBundle", i), Value: want}, // []byte marshals as base64, as the API wants
 		)
 	}
 	if len(ops) == 0 {

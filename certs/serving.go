@@ -168,6 +168,35 @@ func (b *Bundle) CABundle(now time.Time) []byte {
 	return buf.Bytes()
 }
 
+// MergeCABundle returns desired plus every certificate of current that is a
+// CA, still valid at now, and newer than the first CA of desired. A replica
+// that read the Secret just before another replica rotated the CA would
+// otherwise write back a caBundle without the new CA, and the apiserver would
+// reject the other replica's new certificate until the next check. Older CAs
+// are not kept: the replica with the newest Secret converges the caBundle to
+// exactly its own. A current value that does not parse is replaced.
+func MergeCABundle(current, desired []byte, now time.Time) []byte {
+	want, err := ParseCertificates(desired)
+	if err != nil {
+		return desired
+	}
+	have, err := ParseCertificates(current)
+	if err != nil {
+		return desired
+	}
+	out := bytes.Clone(desired)
+	for _, c := range have {
+		if !c.IsCA || !now.Before(c.NotAfter) || !c.NotBefore.After(want[0].NotBefore) {
+			continue
+		}
+		if slices.ContainsFunc(want, c.Equal) {
+			continue
+		}
+		out = append(out, pemCert(c.Raw)...)
+	}
+	return out
+}
+
 // Plan is what a Bundle needs at a given time.
 type Plan struct {
 	RotateCA      bool

@@ -198,3 +198,49 @@ func TestGenerateServingRejectsBadInput(t *testing.T) {
 		t.Error("negative validity accepted")
 	}
 }
+
+func TestMergeCABundle(t *testing.T) {
+	day := 24 * time.Hour
+	older := mustBundle(t, t0, 300*day, 90*day)
+	mine := mustBundle(t, t0.Add(day), 300*day, 90*day)
+	newer := mustBundle(t, t0.Add(2*day), 300*day, 90*day)
+	now := t0.Add(3 * day)
+	cat := func(bs ...[]byte) []byte {
+		var out []byte
+		for _, b := range bs {
+			out = append(out, b...)
+		}
+		return out
+	}
+	cases := []struct {
+		name    string
+		current []byte
+		want    []*Bundle
+	}{
+		{"empty caBundle becomes mine", nil, []*Bundle{mine}},
+		{"an older CA is dropped", cat(older.CA.CertPEM), []*Bundle{mine}},
+		{"a newer CA written by another replica is kept", cat(newer.CA.CertPEM, mine.CA.CertPEM), []*Bundle{mine, newer}},
+		{"my own CA is not duplicated", cat(mine.CA.CertPEM), []*Bundle{mine}},
+		{"garbage is replaced", []byte("garbage"), []*Bundle{mine}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseCertificates(MergeCABundle(tc.current, mine.CA.CertPEM, now))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("%d certificates, want %d", len(got), len(tc.want))
+			}
+			for i, w := range tc.want {
+				if !got[i].Equal(w.CA.Cert) {
+					t.Errorf("certificate %d is %s, want the CA issued at %s", i, got[i].NotBefore, w.CA.Cert.NotBefore)
+				}
+			}
+		})
+	}
+	expired := mustBundle(t, t0.Add(2*day), time.Hour, time.Hour)
+	if got, _ := ParseCertificates(MergeCABundle(expired.CA.CertPEM, mine.CA.CertPEM, now)); len(got) != 1 {
+		t.Errorf("an expired newer CA was kept (%d certificates)", len(got))
+	}
+}
