@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -77,6 +76,15 @@ func NewHandler(o HandlerOptions) (http.Handler, error) {
 	}, nil
 }
 
+// drainLimit bounds how much of an oversized body is read and thrown away
+// so the client, still sending, can read our 413; beyond it the server
+// closes the connection and the client sees a reset.
+const drainLimit = 32 << 20
+
+func discardBody(body io.Reader) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, drainLimit))
+}
+
 // reviewEnvelope is decoded first: the AdmissionReview with its request.
 type reviewEnvelope struct {
 	APIVersion string                        `json:"apiVersion"`
@@ -110,19 +118,22 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.ContentLength > e.maxBytes {
 		v.outcome = OutcomeTooLarge
+		discardBody(r.Body)
 		http.Error(w, fmt.Sprintf("request body of %d bytes is over the limit of %d bytes (--max-request-bytes)", r.ContentLength, e.maxBytes), http.StatusRequestEntityTooLarge)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, e.maxBytes))
+	// Not http.MaxBytesReader: it makes the server close the connection at
+	// once, and a client still sending then sees a reset instead of our 413.
+	body, err := io.ReadAll(io.LimitReader(r.Body, e.maxBytes+1))
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			v.outcome = OutcomeTooLarge
-			http.Error(w, fmt.Sprintf("request body is over the limit of %d bytes (--max-request-bytes)", e.maxBytes), http.StatusRequestEntityTooLarge)
-			return
-		}
 		v.outcome = OutcomeBadRequest
 		http.Error(w, "read request body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if int64(len(body)) > e.maxBytes {
+		v.outcome = OutcomeTooLarge
+		discardBody(r.Body)
+		http.Error(w, fmt.Sprintf("request body is over the limit of %d bytes (--max-request-bytes)", e.maxBytes), http.StatusRequestEntityTooLarge)
 		return
 	}
 
