@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"time"
 )
 
@@ -37,6 +38,7 @@ func backdate(validity time.Duration) time.Duration {
 type template struct {
 	commonName  string
 	dnsNames    []string
+	ipAddresses []net.IP
 	isCA        bool
 	maxPathLen  int // only for CAs; -1 means unlimited
 	keyUsage    x509.KeyUsage
@@ -67,6 +69,7 @@ func issue(t template, parent *KeyPair) (*KeyPair, error) {
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: t.commonName},
 		DNSNames:              t.dnsNames,
+		IPAddresses:           t.ipAddresses,
 		NotBefore:             t.notBefore,
 		NotAfter:              t.notAfter,
 		KeyUsage:              t.keyUsage,

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"time"
 )
@@ -59,25 +60,37 @@ func GenerateServingCA(now time.Time, validity time.Duration) (*KeyPair, error) 
 	return kp, nil
 }
 
-// GenerateServingCert makes a server certificate for dnsNames signed by ca;
-// it never outlives the CA.
-func GenerateServingCert(ca *KeyPair, dnsNames []string, now time.Time, validity time.Duration) (*KeyPair, error) {
+// GenerateServingCert makes a server certificate for names signed by ca; a
+// name that parses as an IP address goes into the IP SANs (TLS clients check
+// an address only against those), any other into the DNS SANs. It never
+// outlives the CA.
+func GenerateServingCert(ca *KeyPair, names []string, now time.Time, validity time.Duration) (*KeyPair, error) {
 	if ca == nil || ca.Cert == nil || ca.Key == nil {
 		return nil, errors.New("serving certificate: CA with certificate and key is required")
 	}
-	if len(dnsNames) == 0 {
-		return nil, errors.New("serving certificate: at least one DNS name is required")
+	if len(names) == 0 {
+		return nil, errors.New("serving certificate: at least one name is required")
 	}
 	if validity <= 0 {
 		return nil, fmt.Errorf("serving certificate validity %s: must be positive", validity)
+	}
+	var dnsNames []string
+	var ips []net.IP
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			ips = append(ips, ip)
+		} else {
+			dnsNames = append(dnsNames, n)
+		}
 	}
 	notAfter := now.Add(validity)
 	if notAfter.After(ca.Cert.NotAfter) {
 		notAfter = ca.Cert.NotAfter
 	}
 	kp, err := issue(template{
-		commonName:  dnsNames[0],
-		dnsNames:    slices.Clone(dnsNames),
+		commonName:  names[0],
+		dnsNames:    dnsNames,
+		ipAddresses: ips,
 		keyUsage:    x509.KeyUsageDigitalSignature,
 		extKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		notBefore:   now.Add(-backdate(validity)),

@@ -244,3 +244,34 @@ func TestMergeCABundle(t *testing.T) {
 		t.Errorf("an expired newer CA was kept (%d certificates)", len(got))
 	}
 }
+
+func TestServingCertPutsAddressesInIPSANsAndNamesInDNSSANs(t *testing.T) {
+	ca, err := GenerateServingCA(t0, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := GenerateServingCert(ca, []string{"127.0.0.1", "localhost", "::1"}, t0, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ips []string
+	for _, ip := range kp.Cert.IPAddresses {
+		ips = append(ips, ip.String())
+	}
+	if got, want := strings.Join(ips, ","), "127.0.0.1,::1"; got != want {
+		t.Errorf("IP SANs %s, want %s", got, want)
+	}
+	if got, want := strings.Join(kp.Cert.DNSNames, ","), "localhost"; got != want {
+		t.Errorf("DNS SANs %s, want %s", got, want)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	for _, host := range []string{"127.0.0.1", "::1", "localhost"} {
+		if _, err := kp.Cert.Verify(x509.VerifyOptions{DNSName: host, Roots: roots, CurrentTime: t0}); err != nil {
+			t.Errorf("serving cert does not verify for %s: %v", host, err)
+		}
+	}
+	if _, err := kp.Cert.Verify(x509.VerifyOptions{DNSName: "10.0.0.1", Roots: roots, CurrentTime: t0}); err == nil {
+		t.Error("serving cert verifies for an address it was not issued for")
+	}
+}

@@ -3,12 +3,8 @@ package webhook
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -25,86 +21,35 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/e2e/cluster"
 )
 
-// testCA is a throwaway certificate authority for serving certificates.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newTestCA(t testing.TB, name string) *testCA {
+// writeServingCert writes a serving certificate for 127.0.0.1 signed by a
+// fresh CA into dir (replacing what is there: a rotation), adds the CA to
+// roots and returns the serial number of the certificate written.
+func writeServingCert(t testing.TB, dir string, roots *x509.CertPool) *big.Int {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caPEM, err := cluster.WriteServingCert(dir, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
+	if !roots.AppendCertsFromPEM(caPEM) {
+		t.Fatal("the new CA certificate does not parse")
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	certPEM, err := os.ReadFile(filepath.Join(dir, "tls.crt"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := x509.ParseCertificate(der)
+	block, _ := pem.Decode(certPEM)
+	if block == nil {
+		t.Fatal("tls.crt holds no PEM block")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue writes a serving certificate for 127.0.0.1 into dir as tls.crt and
-// tls.key (key first, then certificate, each by rename, so a reader sees a
-// whole file) and returns its serial number.
-func (ca *testCA) issue(t testing.TB, dir string) *big.Int {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "linkerd-inject-policy.test"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeAtomically(t, filepath.Join(dir, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
-	writeAtomically(t, filepath.Join(dir, "tls.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	return serial
-}
-
-func writeAtomically(t testing.TB, path string, data []byte) {
-	t.Helper()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
+	return cert.SerialNumber
 }
 
 // freePort asks the kernel for a loopback port that is free right now.
@@ -345,11 +290,9 @@ func classify(r *admissionv1.AdmissionReview) patchKind {
 }
 
 func TestServerOverHTTPS(t *testing.T) {
-	ca := newTestCA(t, "test-ca")
 	certDir := t.TempDir()
-	firstSerial := ca.issue(t, certDir)
 	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(ca.pem)
+	firstSerial := writeServingCert(t, certDir, roots)
 
 	cfg := newConfigMapDir(t, policyConfigYAML("enforce"))
 	srv := startServer(t, Options{CertDir: certDir, ConfigPath: cfg.path(), MaxRequestBytes: 256 << 10, Log: testLogger(t)}, roots)
@@ -403,9 +346,7 @@ func TestServerOverHTTPS(t *testing.T) {
 	})
 
 	t.Run("a rotated certificate is served without restart", func(t *testing.T) {
-		ca2 := newTestCA(t, "rotated-ca")
-		roots.AppendCertsFromPEM(ca2.pem)
-		second := ca2.issue(t, certDir)
+		second := writeServingCert(t, certDir, roots)
 		if second.Cmp(firstSerial) == 0 {
 			t.Fatal("test generated the same serial twice")
 		}
@@ -564,11 +505,9 @@ func (g gatedNamespaces) Labels(context.Context, string) (map[string]string, boo
 }
 
 func TestShutdownDrainsInFlightRequests(t *testing.T) {
-	ca := newTestCA(t, "test-ca")
 	certDir := t.TempDir()
-	ca.issue(t, certDir)
 	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(ca.pem)
+	writeServingCert(t, certDir, roots)
 	gate := gatedNamespaces{entered: make(chan struct{}, 1), release: make(chan struct{})}
 	// Readiness is checked before any admission request, so the gate only
 	// holds the request below.

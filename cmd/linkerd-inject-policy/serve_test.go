@@ -3,17 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -24,45 +18,21 @@ import (
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/e2e/cluster"
 )
 
-// selfSignedCertDir writes a self-signed serving certificate for 127.0.0.1
-// into a new directory and returns it with a pool that trusts it.
-func selfSignedCertDir(t *testing.T) (string, *x509.CertPool) {
+// servingCertDir writes a serving certificate for 127.0.0.1 into a new
+// directory and returns it with a pool that trusts it.
+func servingCertDir(t *testing.T) (string, *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := os.WriteFile(filepath.Join(dir, "tls.crt"), certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	caPEM, err := cluster.WriteServingCert(dir, time.Now())
+	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(certPEM)
+	pool.AppendCertsFromPEM(caPEM)
 	return dir, pool
 }
 
@@ -86,7 +56,7 @@ func writeConfig(t *testing.T, content string) string {
 }
 
 func TestServeRejectsBadFlags(t *testing.T) {
-	certDir, _ := selfSignedCertDir(t)
+	certDir, _ := servingCertDir(t)
 	badConfig := writeConfig(t, "apiVersion: linkerd-inject-policy.io/v1alpha1\nkind: PolicyConfig\nnoSuchField: true\n")
 	tests := []struct {
 		name string
@@ -128,7 +98,7 @@ func TestServeRejectsBadFlags(t *testing.T) {
 // TestServeAnswersAdmissionReviews runs the serve command in-process, as the
 // binary would, and sends it a real AdmissionReview over HTTPS.
 func TestServeAnswersAdmissionReviews(t *testing.T) {
-	certDir, roots := selfSignedCertDir(t)
+	certDir, roots := servingCertDir(t)
 	config := writeConfig(t, "apiVersion: linkerd-inject-policy.io/v1alpha1\nkind: PolicyConfig\ndefaultMode: enforce\n")
 	port := freeLoopbackPort(t)
 	health := "127.0.0.1:" + strconv.Itoa(freeLoopbackPort(t))

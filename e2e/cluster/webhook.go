@@ -3,16 +3,9 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -26,6 +19,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/certs"
 )
 
 // MutatePath is the path `serve` answers admission reviews on (webhook.Path;
@@ -262,60 +257,33 @@ func FindWebhookBinary(ctx context.Context, dir string, log io.Writer) (string, 
 }
 
 // WriteServingCert writes tls.crt and tls.key for 127.0.0.1/localhost into
-// dir, signed by a fresh CA, and returns the CA's PEM (the caBundle).
+// dir, signed by a fresh CA, and returns the CA's PEM (the caBundle). The key
+// is written first, then the certificate, each by rename: a server reloading
+// the directory sees whole files, and calling it again on a served directory
+// is a certificate rotation.
 func WriteServingCert(dir string, now time.Time) ([]byte, error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	const validity = 24 * time.Hour
+	ca, err := certs.GenerateServingCA(now, validity)
 	if err != nil {
-		return nil, fmt.Errorf("CA key: %w", err)
+		return nil, err
 	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "linkerd-inject-policy e2e CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	serving, err := certs.GenerateServingCert(ca, []string{"127.0.0.1", "localhost"}, now, validity)
 	if err != nil {
-		return nil, fmt.Errorf("CA certificate: %w", err)
+		return nil, err
 	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, fmt.Errorf("parse CA certificate: %w", err)
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{"tls.key", serving.KeyPEM}, {"tls.crt", serving.CertPEM}} {
+		path := filepath.Join(dir, f.name)
+		if err := os.WriteFile(path+".tmp", f.data, 0o600); err != nil {
+			return nil, fmt.Errorf("write %s: %w", f.name, err)
+		}
+		if err := os.Rename(path+".tmp", path); err != nil {
+			return nil, fmt.Errorf("write %s: %w", f.name, err)
+		}
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("serving key: %w", err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return nil, fmt.Errorf("serving certificate: %w", err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("marshal serving key: %w", err)
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
-	if err := os.WriteFile(filepath.Join(dir, "tls.crt"), certPEM, 0o600); err != nil {
-		return nil, fmt.Errorf("write tls.crt: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "tls.key"), keyPEM, 0o600); err != nil {
-		return nil, fmt.Errorf("write tls.key: %w", err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), nil
+	return ca.CertPEM, nil
 }
 
 // freePort asks the kernel for a free loopback port. Another process may
