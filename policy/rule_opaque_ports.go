@@ -20,23 +20,11 @@ func (e *eval) ruleOpaquePorts(r *OpaquePortsRule) {
 	for _, t := range e.targets {
 		var declared []int
 		e.containers(t, func(c map[string]any) {
-			ports, _ := c["ports"].([]any)
-			for _, p := range ports {
-				pm, ok := p.(map[string]any)
-				if !ok {
-					continue
-				}
-				if proto, _ := pm["protocol"].(string); proto != "" && proto != "TCP" {
-					continue
-				}
-				n, ok := asInt(pm["containerPort"])
-				if !ok {
-					continue
-				}
+			eachTCPPort(c["ports"], "containerPort", func(_ map[string]any, n int) {
 				if containsInt(r.Ports, n) && !containsInt(declared, n) {
 					declared = append(declared, n)
 				}
-			}
+			})
 		})
 		if len(declared) == 0 {
 			continue
@@ -66,21 +54,9 @@ func (e *eval) containerPortNamed(t *target, name string) int {
 // one meshed clients connect to. A named targetPort cannot be resolved
 // without the pods, so only the Service port counts then.
 func (e *eval) opaqueService(r *OpaquePortsRule) {
-	ports, _ := get(e.orig, "spec", "ports").([]any)
 	var declared []int
 	names := map[string]int{}
-	for _, p := range ports {
-		pm, ok := p.(map[string]any)
-		if !ok {
-			continue
-		}
-		if proto, _ := pm["protocol"].(string); proto != "" && proto != "TCP" {
-			continue
-		}
-		port, ok := asInt(pm["port"])
-		if !ok {
-			continue
-		}
+	eachTCPPort(get(e.orig, "spec", "ports"), "port", func(pm map[string]any, port int) {
 		if name, _ := pm["name"].(string); name != "" {
 			names[name] = port
 		}
@@ -88,11 +64,30 @@ func (e *eval) opaqueService(r *OpaquePortsRule) {
 		if (containsInt(r.Ports, port) || numeric && containsInt(r.Ports, target)) && !containsInt(declared, port) {
 			declared = append(declared, port)
 		}
-	}
+	})
 	if len(declared) == 0 {
 		return
 	}
 	e.mergePortList(e.self, RuleOpaquePorts, AnnotationOpaquePorts, declared, func(n string) int { return names[n] }, ReasonServerSpeaksFirst, opaqueMessage(declared))
+}
+
+// eachTCPPort calls fn with each entry of a ports list (containers' or a
+// Service's) whose protocol is TCP (or unset) and whose numeric field key
+// holds a number; other entries are skipped, as opacity only concerns TCP.
+func eachTCPPort(ports any, key string, fn func(p map[string]any, n int)) {
+	list, _ := ports.([]any)
+	for _, p := range list {
+		pm, ok := p.(map[string]any)
+		if !ok {
+			continue
+		}
+		if proto, _ := pm["protocol"].(string); proto != "" && proto != "TCP" {
+			continue
+		}
+		if n, ok := asInt(pm[key]); ok {
+			fn(pm, n)
+		}
+	}
 }
 
 func opaqueMessage(ports []int) string {
