@@ -4,7 +4,7 @@ package policy
 const ReasonECKToken = "eck_service_account_token"
 
 const (
-	msgECKToken = "ECK turns off the service account token of its pods, and the Linkerd proxy needs it to get its identity: without it the proxy is not injected"
+	msgECKToken = "ECK turns off the service account token of its pods; Linkerd installed with identity.serviceAccountTokenProjection=false does not inject the proxy without it (with the default, the proxy uses a projected token instead)"
 	// labelECKType is set by ECK on every Pod it creates.
 	labelECKType = "common.k8s.elastic.co/type"
 	fieldToken   = "automountServiceAccountToken"
@@ -40,7 +40,7 @@ func (e *eval) eckToken(t *target, r *ECKRule, operatorSet bool) {
 	path := t.prefix + "spec." + fieldToken
 	if set && !operatorSet && !r.Override {
 		e.skips = append(e.skips, Skip{Rule: RuleECK, Reason: ReasonUserOverride, Path: path,
-			Message: "automountServiceAccountToken is explicitly false, so the Linkerd proxy cannot be injected; an explicit value wins unless the rule has override: true"})
+			Message: "automountServiceAccountToken is explicitly false, so Linkerd installed with identity.serviceAccountTokenProjection=false cannot inject the proxy; an explicit value wins unless the rule has override: true"})
 		return
 	}
 	p := make([]any, 0, len(t.path)+1)
