@@ -24,6 +24,28 @@ spec:
       containers: [{name: migrate, image: ghcr.io/example/migrate:1}]
 `
 
+// meshedJob is a Job its author explicitly meshed.
+const meshedJob = `
+apiVersion: batch/v1
+kind: Job
+metadata: {name: report}
+spec:
+  template:
+    metadata: {annotations: {linkerd.io/inject: enabled}}
+    spec: {containers: [{name: c, image: report}]}
+`
+
+// authorDisabledJob is a Job its author explicitly kept out of the mesh.
+const authorDisabledJob = `
+apiVersion: batch/v1
+kind: Job
+metadata: {name: quiet}
+spec:
+  template:
+    metadata: {annotations: {linkerd.io/inject: disabled}}
+    spec: {containers: [{name: c, image: x}]}
+`
+
 func TestJobsRule(t *testing.T) {
 	runRuleCases(t, []ruleCase{
 		{name: "job in enforced namespace is not meshed", manifest: plainJob,
@@ -43,34 +65,13 @@ spec:
           containers: [{name: c, image: busybox}]
 `, want: map[string]string{"spec.jobTemplate.spec.template.metadata.annotations[linkerd.io/inject]": "disabled"},
 			reasons: []string{ReasonJobNeverCompletes}},
-		{name: "job the user explicitly meshed is left alone", manifest: `
-apiVersion: batch/v1
-kind: Job
-metadata: {name: report}
-spec:
-  template:
-    metadata: {annotations: {linkerd.io/inject: enabled}}
-    spec: {containers: [{name: c, image: report}]}
-`, want: map[string]string{tmplInject: "enabled", objApplied: absent}, skips: []string{ReasonUserOverride}},
-		{name: "job the user explicitly meshed is disabled when the rule overrides", manifest: `
-apiVersion: batch/v1
-kind: Job
-metadata: {name: report}
-spec:
-  template:
-    metadata: {annotations: {linkerd.io/inject: enabled}}
-    spec: {containers: [{name: c, image: report}]}
-`, cfg: func(c *Config) { c.BuiltinRules.Jobs.Override = true },
+		{name: "job the user explicitly meshed is left alone", manifest: meshedJob,
+			want: map[string]string{tmplInject: "enabled", objApplied: absent}, skips: []string{ReasonUserOverride}},
+		{name: "job the user explicitly meshed is disabled when the rule overrides", manifest: meshedJob,
+			cfg:  func(c *Config) { c.BuiltinRules.Jobs.Override = true },
 			want: map[string]string{tmplInject: "disabled"}, reasons: []string{ReasonJobNeverCompletes}},
-		{name: "job already disabled by its author is unchanged and not reported", manifest: `
-apiVersion: batch/v1
-kind: Job
-metadata: {name: quiet}
-spec:
-  template:
-    metadata: {annotations: {linkerd.io/inject: disabled}}
-    spec: {containers: [{name: c, image: x}]}
-`, want: map[string]string{tmplInject: "disabled", objApplied: absent}},
+		{name: "job already disabled by its author is unchanged and not reported", manifest: authorDisabledJob,
+			want: map[string]string{tmplInject: "disabled", objApplied: absent}},
 		{name: "job owned by a cronjob is left to its cronjob", manifest: `
 apiVersion: batch/v1
 kind: Job
@@ -108,15 +109,8 @@ spec: {containers: [{name: c, image: nginx}]}
 			},
 			want:    map[string]string{"spec.template.metadata.annotations[config.alpha.linkerd.io/proxy-enable-native-sidecar]": "true"},
 			reasons: []string{ReasonJobNativeSidecar}},
-		{name: "native-sidecar strategy leaves a job its author kept out of the mesh", manifest: `
-apiVersion: batch/v1
-kind: Job
-metadata: {name: quiet}
-spec:
-  template:
-    metadata: {annotations: {linkerd.io/inject: disabled}}
-    spec: {containers: [{name: c, image: x}]}
-`, cfg: func(c *Config) { c.BuiltinRules.Jobs.Strategy = JobsStrategyNativeSidecar },
+		{name: "native-sidecar strategy leaves a job its author kept out of the mesh", manifest: authorDisabledJob,
+			cfg:  func(c *Config) { c.BuiltinRules.Jobs.Strategy = JobsStrategyNativeSidecar },
 			want: map[string]string{nativeSidecar: absent}},
 		{name: "disabled jobs rule changes nothing", manifest: plainJob,
 			cfg:  func(c *Config) { c.BuiltinRules.Jobs.Enabled = boolPtr(false) },
