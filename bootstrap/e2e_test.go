@@ -196,16 +196,9 @@ func TestBootstrapGeneratedIdentityOnARealAPIServer(t *testing.T) {
 		}
 		return o
 	}
-	run := func(t *testing.T, o Options) (*bytes.Buffer, error) {
-		t.Helper()
-		var out bytes.Buffer
-		err := Run(ctx, o, &out)
-		t.Logf("bootstrap output:\n%s", tail(out.String(), 40))
-		return &out, err
-	}
 
 	t.Run("dry run prints the full manifest and creates nothing", func(t *testing.T) {
-		out, err := run(t, opts(func(o *Options) { o.DryRun = true }))
+		out, err := runBootstrap(ctx, t, opts(func(o *Options) { o.DryRun = true }))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -236,7 +229,7 @@ func TestBootstrapGeneratedIdentityOnARealAPIServer(t *testing.T) {
 	})
 
 	t.Run("first run installs the namespace, identity, charts and the webhook", func(t *testing.T) {
-		out, err := run(t, opts(nil))
+		out, err := runBootstrap(ctx, t, opts(nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -301,7 +294,7 @@ func TestBootstrapGeneratedIdentityOnARealAPIServer(t *testing.T) {
 
 	t.Run("a second run changes nothing", func(t *testing.T) {
 		before := resourceVersions(t, cl)
-		out, err := run(t, opts(nil))
+		out, err := runBootstrap(ctx, t, opts(nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -325,7 +318,7 @@ func TestBootstrapGeneratedIdentityOnARealAPIServer(t *testing.T) {
 
 	t.Run("the same charts from a Helm repository change nothing", func(t *testing.T) {
 		srv := serveChartRepo(t)
-		out, err := run(t, opts(func(o *Options) { o.ChartDir = ""; o.RepoURL = srv.URL; o.Version = "2026.11.1" }))
+		out, err := runBootstrap(ctx, t, opts(func(o *Options) { o.ChartDir = ""; o.RepoURL = srv.URL; o.Version = "2026.11.1" }))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -335,7 +328,7 @@ func TestBootstrapGeneratedIdentityOnARealAPIServer(t *testing.T) {
 	})
 
 	t.Run("a changed value upgrades only the release it belongs to", func(t *testing.T) {
-		out, err := run(t, opts(func(o *Options) { o.SetValues = []string{"controllerReplicas=2"} }))
+		out, err := runBootstrap(ctx, t, opts(func(o *Options) { o.SetValues = []string{"controllerReplicas=2"} }))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -363,7 +356,7 @@ func TestBootstrapGeneratedIdentityOnARealAPIServer(t *testing.T) {
 		if err := ac.Releases.Update(last); err != nil {
 			t.Fatal(err)
 		}
-		out, err := run(t, opts(nil))
+		out, err := runBootstrap(ctx, t, opts(nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -376,7 +369,7 @@ func TestBootstrapGeneratedIdentityOnARealAPIServer(t *testing.T) {
 	})
 
 	t.Run("waiting on a cluster without nodes times out with a clear message", func(t *testing.T) {
-		out, err := run(t, opts(func(o *Options) { o.Wait = true; o.Timeout = 2 * time.Second }))
+		out, err := runBootstrap(ctx, t, opts(func(o *Options) { o.Wait = true; o.Timeout = 2 * time.Second }))
 		assertOneLineError(t, err, "timed out after 2s waiting for Deployment linkerd/linkerd-destination (0/1 available)", "Service linkerd-inject-policy/", "--wait=false")
 		if lines := progressLines(out); len(lines) != 7 || !strings.HasPrefix(lines[6], "[7/7] wait: failed") {
 			t.Errorf("progress = %q, want the wait step to fail", lines)
@@ -398,7 +391,7 @@ func TestBootstrapGeneratedIdentityOnARealAPIServer(t *testing.T) {
 			return f
 		}
 		bundle := string(current) + string(next.CertPEM)
-		out, err := run(t, opts(func(o *Options) { o.ValuesFiles = []string{writeAnchors(bundle)} }))
+		out, err := runBootstrap(ctx, t, opts(func(o *Options) { o.ValuesFiles = []string{writeAnchors(bundle)} }))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -410,10 +403,10 @@ func TestBootstrapGeneratedIdentityOnARealAPIServer(t *testing.T) {
 		}
 		assertIdentity(t, cl)
 
-		_, err = run(t, opts(func(o *Options) { o.ValuesFiles = []string{writeAnchors(string(next.CertPEM))} }))
+		_, err = runBootstrap(ctx, t, opts(func(o *Options) { o.ValuesFiles = []string{writeAnchors(string(next.CertPEM))} }))
 		assertOneLineError(t, err, "identityTrustAnchorsPEM in your values does not contain the trust anchor")
 
-		if _, err := run(t, opts(nil)); err != nil {
+		if _, err := runBootstrap(ctx, t, opts(nil)); err != nil {
 			t.Fatal(err)
 		}
 		if got := releaseValues(t, cl.config, ControlPlaneRelease, ControlPlaneNamespace)["identityTrustAnchorsPEM"]; got != string(current) {
@@ -435,7 +428,7 @@ func TestBootstrapGeneratedIdentityOnARealAPIServer(t *testing.T) {
 			}
 		}
 		addReadyEndpoint(t, cl, WebhookNamespace)
-		out, err := run(t, opts(func(o *Options) { o.Wait = true; o.Timeout = time.Minute }))
+		out, err := runBootstrap(ctx, t, opts(func(o *Options) { o.Wait = true; o.Timeout = time.Minute }))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -659,16 +652,9 @@ func TestBootstrapCertManagerIdentityOnARealAPIServer(t *testing.T) {
 		}
 		return o
 	}
-	run := func(t *testing.T, o Options) (*bytes.Buffer, error) {
-		t.Helper()
-		var out bytes.Buffer
-		err := Run(ctx, o, &out)
-		t.Logf("bootstrap output:\n%s", tail(out.String(), 40))
-		return &out, err
-	}
 
 	t.Run("dry run renders the Certificate, and the webhook's certificate through cert-manager, creating nothing", func(t *testing.T) {
-		out, err := run(t, opts(func(o *Options) { o.DryRun = true }))
+		out, err := runBootstrap(ctx, t, opts(func(o *Options) { o.DryRun = true }))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -695,7 +681,7 @@ func TestBootstrapCertManagerIdentityOnARealAPIServer(t *testing.T) {
 	})
 
 	t.Run("an explicit issuer that does not exist is an error", func(t *testing.T) {
-		_, err := run(t, opts(func(o *Options) { o.IssuerRef = "ClusterIssuer/ca-issuer" }))
+		_, err := runBootstrap(ctx, t, opts(func(o *Options) { o.IssuerRef = "ClusterIssuer/ca-issuer" }))
 		assertOneLineError(t, err, "cert-manager issuer ClusterIssuer/ca-issuer not found cluster-wide", "pass --issuer-ref to an issuer that exists")
 		if _, err := cl.kube.CoreV1().Namespaces().Get(ctx, ControlPlaneNamespace, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("namespace %s created although the issuer check failed (err %v)", ControlPlaneNamespace, err)
@@ -703,7 +689,7 @@ func TestBootstrapCertManagerIdentityOnARealAPIServer(t *testing.T) {
 	})
 
 	t.Run("without the seed's CA issuer, bootstrap builds a trust anchor through cert-manager", func(t *testing.T) {
-		out, err := run(t, opts(nil))
+		out, err := runBootstrap(ctx, t, opts(nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -741,7 +727,7 @@ func TestBootstrapCertManagerIdentityOnARealAPIServer(t *testing.T) {
 	}
 
 	t.Run("with the seed's ClusterIssuer the Certificate is the seed's and its CA becomes the trust anchor", func(t *testing.T) {
-		out, err := run(t, opts(nil))
+		out, err := runBootstrap(ctx, t, opts(nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -782,7 +768,7 @@ func TestBootstrapCertManagerIdentityOnARealAPIServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, err := run(t, opts(nil))
+		out, err := runBootstrap(ctx, t, opts(nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -826,6 +812,16 @@ func TestBootstrapCertManagerIdentityOnARealAPIServer(t *testing.T) {
 			t.Errorf("uninstall touched the user's ClusterIssuer: %v", err)
 		}
 	})
+}
+
+// runBootstrap runs bootstrap with o, logging the end of its output, and
+// returns the whole output.
+func runBootstrap(ctx context.Context, t *testing.T, o Options) (*bytes.Buffer, error) {
+	t.Helper()
+	var out bytes.Buffer
+	err := Run(ctx, o, &out)
+	t.Logf("bootstrap output:\n%s", tail(out.String(), 40))
+	return &out, err
 }
 
 func tail(s string, n int) string {
