@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -56,7 +55,7 @@ func TestNamespaceLabelsFromARealAPIServer(t *testing.T) {
 	}
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(caPEM)
-	port, health := freePort(t), "127.0.0.1:"+strconv.Itoa(freePort(t))
+	port, health := webhook.FreePort(t), "127.0.0.1:"+strconv.Itoa(webhook.FreePort(t))
 	optIn := policy.DefaultConfig()
 	optIn.DefaultMode = policy.ModeOff
 	done := make(chan error, 1)
@@ -72,7 +71,7 @@ func TestNamespaceLabelsFromARealAPIServer(t *testing.T) {
 			t.Errorf("Run: %v", err)
 		}
 	}()
-	waitFor(t, "readyz (namespace cache synced)", func() (bool, string) {
+	webhook.Eventually(t, "readyz (namespace cache synced)", func() (bool, string) {
 		resp, err := http.Get("http://" + health + "/readyz")
 		if err != nil {
 			return false, err.Error()
@@ -123,7 +122,7 @@ func TestNamespaceLabelsFromARealAPIServer(t *testing.T) {
 	}
 	expect := func(t *testing.T, ns, want string) {
 		t.Helper()
-		waitFor(t, "namespace "+ns+" treated as "+want, func() (bool, string) {
+		webhook.Eventually(t, "namespace "+ns+" treated as "+want, func() (bool, string) {
 			got, err := answer(ns)
 			if err != nil {
 				return false, err.Error()
@@ -161,29 +160,4 @@ func TestNamespaceLabelsFromARealAPIServer(t *testing.T) {
 			t.Errorf("job in a just-created enforce namespace treated as %s", got)
 		}
 	})
-}
-
-func waitFor(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: never happened; last state: %s", what, last)
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
