@@ -142,7 +142,7 @@ func (r report) markdown() string {
 	// Go benchmarks.
 	if len(r.GoBench) > 0 {
 		runs := len(r.GoBench[0].NsOp)
-		p("\n### Go benchmarks\n\nMedian of %d runs (`-count=%d -benchmem`; ± is half the min–max range). `Evaluate`: the policy engine on a decoded object. `EvaluatePatch`: plus encoding the mutated object and computing the JSON patch against the raw request bytes, as the handler does. `Handler`: the whole `/mutate` handler without the network (decode the AdmissionReview, evaluate, patch, encode the answer).\n\n", runs, runs)
+		p("\n### Go benchmarks\n\nMedian of %d runs (`-count=%d -benchmem`; ± is half the min–max range). `Evaluate`: the policy engine on a decoded object. `EvaluatePatch`: plus the JSON patch as the handler computes it (`policy.Diff` of the request object and the copy-on-write result). `EvaluateRawPatch`: the previous way, for comparison (encode the mutated object and diff it with the raw request bytes). `Handler`: the whole `/mutate` handler without the network (decode the AdmissionReview, evaluate, patch, encode the answer).\n\n", runs, runs)
 		p("| benchmark | time/op | B/op | allocs/op |\n|---|---:|---:|---:|\n")
 		for _, b := range r.GoBench {
 			p("| %s | %s ± %.0f%% | %.0f | %.0f |\n", b.Name, nsString(median(b.NsOp)), spread(b.NsOp), median(b.BOp), median(b.Allocs))
