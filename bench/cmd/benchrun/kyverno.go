@@ -116,7 +116,9 @@ func kyvernoAdmission(dir, kyvernoDir string, c *cluster.Cluster, cs kubernetes.
 		}
 		args := []string{
 			"--kubeconfig=" + c.KubeconfigPath,
-			"--serverIP=127.0.0.1",
+			// Kyverno builds its webhook URL as https://<serverIP><path>, so the
+			// port goes into serverIP (its certificate code splits host:port).
+			"--serverIP=127.0.0.1:" + strconv.Itoa(port),
 			"--servicePort=" + strconv.Itoa(port),
 			"--webhookServerPort=" + strconv.Itoa(port),
 			"--webhookServerHost=127.0.0.1",
