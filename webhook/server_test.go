@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -55,12 +54,7 @@ func writeServingCert(t testing.TB, dir string, roots *x509.CertPool) *big.Int {
 // freePort asks the kernel for a loopback port that is free right now.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return cluster.FreePortForTest(t)
 }
 
 // configMapDir lays out a config file the way the kubelet mounts a ConfigMap:

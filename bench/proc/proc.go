@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -162,15 +161,4 @@ func (p *Process) WaitReady(ctx context.Context, url string, interval time.Durat
 		case <-time.After(interval):
 		}
 	}
-}
-
-// FreePort asks the kernel for a free loopback TCP port. Another process may
-// take it before it is bound; the window is tiny and a failure is visible.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free loopback port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/e2e/cluster"
 )
 
 func TestParseStatus(t *testing.T) {
@@ -62,7 +64,7 @@ func TestHelperServer(t *testing.T) {
 }
 
 func TestWaitReadyAndKill(t *testing.T) {
-	port, err := FreePort()
+	port, err := cluster.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

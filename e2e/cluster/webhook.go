@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"testing"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -88,17 +89,17 @@ func (c *Cluster) StartWebhook(ctx context.Context, o WebhookOptions) (*Webhook,
 		return nil, errors.New("webhook: CABundle is required with CertDir")
 	}
 	if o.Port == 0 {
-		p, err := freePort()
+		p, err := FreePort()
 		if err != nil {
 			return nil, err
 		}
 		o.Port = p
 	}
-	healthPort, err := freePort()
+	healthPort, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
-	metricsPort, err := freePort()
+	metricsPort, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -286,15 +287,26 @@ func WriteServingCert(dir string, now time.Time) ([]byte, error) {
 	return ca.CertPEM, nil
 }
 
-// freePort asks the kernel for a free loopback port. Another process may
-// take it before we bind it; the window is tiny and a failure is reported.
-func freePort() (int, error) {
+// FreePort asks the kernel for a free loopback TCP port. Another process may
+// take it before it is bound; the window is tiny and a failure is reported.
+// The tests, the fault tests and the benchmarks all use this one.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("find a free loopback port: %w", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// FreePortForTest is FreePort for tests: it fails t when no port is free.
+func FreePortForTest(t testing.TB) int {
+	t.Helper()
+	port, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
 }
 
 // Poll calls cond every 100ms until it returns true, an error, or ctx ends;

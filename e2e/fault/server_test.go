@@ -91,15 +91,15 @@ func startServer(t *testing.T, o serverOptions) *server {
 		t.Fatalf("webhook binary: %v", err)
 	}
 	if o.port == 0 {
-		if o.port, err = proc.FreePort(); err != nil {
+		if o.port, err = cluster.FreePort(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	health, err := proc.FreePort()
+	health, err := cluster.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	metrics, err := proc.FreePort()
+	metrics, err := cluster.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -106,7 +106,7 @@ func kyvernoAdmission(dir, kyvernoDir string, c *cluster.Cluster, cs kubernetes.
 		if err := kubectl([]byte(cms), "apply", "-n", "kyverno", "-f", "-"); err != nil {
 			return nil, err
 		}
-		port, err := proc.FreePort()
+		port, err := cluster.FreePort()
 		if err != nil {
 			return nil, err
 		}

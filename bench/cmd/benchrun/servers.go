@@ -62,11 +62,11 @@ type running struct {
 // start runs the server with its log discarded (written to a file under
 // dir so a failure can be read) and waits for /readyz.
 func (k serverKind) start(ctx context.Context, dir, certDir, kubeconfig string) (*running, error) {
-	port, err := proc.FreePort()
+	port, err := cluster.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	health, err := proc.FreePort()
+	health, err := cluster.FreePort()
 	if err != nil {
 		return nil, err
 	}
