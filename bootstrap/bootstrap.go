@@ -24,8 +24,8 @@ import (
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/certs"
 )
 
-// Labels and annotations of the namespaces bootstrap creates, as the seed
-// writes them by hand.
+// Labels and annotations of the namespaces bootstrap creates, as Linkerd's
+// install docs have people write them by hand.
 var (
 	controlPlaneNamespaceLabels = map[string]string{
 		"linkerd.io/is-control-plane":          "true",
@@ -370,8 +370,8 @@ func (r *runner) identity(ctx context.Context) (string, error) {
 	return res.summary, nil
 }
 
-// controlPlaneValues are the user's values with the identity settings the
-// seed passes on the command line. The trust anchor must match the issuer
+// controlPlaneValues are the user's values with the identity settings Linkerd's
+// Helm install docs pass on the command line. The trust anchor must match the issuer
 // Secret, so it is bootstrap's, except that a bundle from the user's values
 // that contains it is kept: that is how a trust-anchor rotation trusts the
 // old and the new anchor for a while (docs/bootstrap.md).

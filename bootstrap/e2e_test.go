@@ -288,7 +288,7 @@ func TestBootstrapGeneratedIdentityOnARealAPIServer(t *testing.T) {
 		}
 		pms, err := cl.dynamic.Resource(podMonitorGVR).Namespace(VizNamespace).List(ctx, metav1.ListOptions{})
 		if err != nil || len(pms.Items) != 3 {
-			t.Errorf("PodMonitors in %s: %d (err %v), want the seed's 3", VizNamespace, len(pms.Items), err)
+			t.Errorf("PodMonitors in %s: %d (err %v), want 3", VizNamespace, len(pms.Items), err)
 		}
 	})
 
@@ -688,7 +688,7 @@ func TestBootstrapCertManagerIdentityOnARealAPIServer(t *testing.T) {
 		}
 	})
 
-	t.Run("without the seed's CA issuer, bootstrap builds a trust anchor through cert-manager", func(t *testing.T) {
+	t.Run("without a CA ClusterIssuer, bootstrap builds a trust anchor through cert-manager", func(t *testing.T) {
 		out, err := runBootstrap(ctx, t, opts(nil))
 		if err != nil {
 			t.Fatal(err)
@@ -706,7 +706,7 @@ func TestBootstrapCertManagerIdentityOnARealAPIServer(t *testing.T) {
 		}
 	})
 
-	// The seed's setup: a CA ClusterIssuer whose root becomes the trust anchor.
+	// The usual setup: a CA ClusterIssuer whose root becomes the trust anchor.
 	testCA, err := certs.GenerateTrustAnchor("picluster-ca", time.Now(), 0)
 	if err != nil {
 		t.Fatal(err)
@@ -726,7 +726,7 @@ func TestBootstrapCertManagerIdentityOnARealAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	t.Run("with the seed's ClusterIssuer the Certificate is the seed's and its CA becomes the trust anchor", func(t *testing.T) {
+	t.Run("with a CA ClusterIssuer the Certificate is Linkerd's documented one and its CA becomes the trust anchor", func(t *testing.T) {
 		out, err := runBootstrap(ctx, t, opts(nil))
 		if err != nil {
 			t.Fatal(err)

@@ -220,7 +220,7 @@ func ensureGeneratedIdentity(ctx context.Context, c *clients, now time.Time, dry
 	}, nil
 }
 
-// issuerCertificate is the seed's Certificate for Linkerd's identity issuer.
+// issuerCertificate is the cert-manager Certificate Linkerd's docs give for Linkerd's identity issuer.
 func issuerCertificate(ref issuerRef) *unstructured.Unstructured {
 	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "cert-manager.io/v1",

@@ -1,5 +1,5 @@
-// Package bootstrap installs Linkerd (and this webhook) the way the seed's
-// cluster does by hand, in one idempotent command: the control-plane
+// Package bootstrap installs Linkerd (and this webhook) the way Linkerd's install guides
+// do it by hand, in one idempotent command: the control-plane
 // namespace with its labels, the identity issuer (through cert-manager or
 // generated here), the linkerd-crds and linkerd-control-plane Helm charts,
 // optionally linkerd-viz wired to an external Prometheus and Grafana, and the
@@ -18,7 +18,7 @@ import (
 
 // Identity modes of Options.Identity.
 const (
-	// IdentityCertManager asks cert-manager for the issuer certificate, as the seed does.
+	// IdentityCertManager asks cert-manager for the issuer certificate, as Linkerd's cert-manager docs do.
 	IdentityCertManager = "cert-manager"
 	// IdentityGenerated creates the trust anchor and issuer here and stores them in Secrets.
 	IdentityGenerated = "generated"
@@ -35,7 +35,7 @@ const (
 const (
 	// DefaultRepoURL is Linkerd's edge Helm repository.
 	DefaultRepoURL = "https://helm.linkerd.io/edge"
-	// DefaultIssuerRef is the seed's cert-manager CA ClusterIssuer.
+	// DefaultIssuerRef is the usual name of the cert-manager CA ClusterIssuer.
 	DefaultIssuerRef = "ClusterIssuer/ca-issuer"
 
 	ControlPlaneNamespace = "linkerd"
@@ -97,7 +97,7 @@ type Options struct {
 	Viz           bool
 	PrometheusURL string
 	GrafanaURL    string
-	// PodMonitorNamespace is where the seed's PodMonitors go when the
+	// PodMonitorNamespace is where the PodMonitors for Linkerd's metrics go when the
 	// Prometheus operator CRDs exist (default VizNamespace).
 	PodMonitorNamespace string
 

@@ -11,9 +11,8 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// podMonitorsYAML are the seed's PodMonitors, which translate Linkerd's
-// Prometheus scrape configuration for the Prometheus operator. The seed
-// spells one field source_labels, which the CRD does not know (it would be
+// podMonitorsYAML are the PodMonitors that translate Linkerd's Prometheus
+// scrape configuration for the Prometheus operator. Guides often spell one field source_labels, which the CRD does not know (it would be
 // dropped, and the job relabelling with it); here it is sourceLabels.
 const podMonitorsYAML = `
 - metadata:
@@ -105,8 +104,8 @@ const podMonitorsYAML = `
         replacement: linkerd-proxy
 `
 
-// podMonitorObjects returns the seed's PodMonitors in namespace, labelled
-// like the seed's (release: kube-prometheus-stack is what that stack's
+// podMonitorObjects returns the PodMonitors in namespace, labelled
+// the way kube-prometheus-stack selects them (release: kube-prometheus-stack is what that stack's
 // Prometheus selects) and as bootstrap's.
 func podMonitorObjects(namespace string) ([]*unstructured.Unstructured, error) {
 	var items []map[string]any

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Linkerd identity defaults, as in the seed's cert-manager setup.
+// Linkerd identity defaults, as in the usual cert-manager setup of Linkerd's docs.
 const (
 	// IdentityIssuerName is the common name (and DNS name) Linkerd's identity
 	// controller expects of its issuer certificate.
@@ -16,7 +16,7 @@ const (
 	DefaultTrustAnchorCommonName = "root.linkerd.cluster.local"
 	// DefaultTrustAnchorValidity is used when GenerateTrustAnchor gets 0.
 	DefaultTrustAnchorValidity = 365 * 24 * time.Hour
-	// DefaultIssuerValidity is used when GenerateIssuer gets 0 (the seed's 48h).
+	// DefaultIssuerValidity is used when GenerateIssuer gets 0 (48h, as Linkerd's cert-manager docs use).
 	DefaultIssuerValidity = 48 * time.Hour
 )
 
@@ -50,7 +50,7 @@ func GenerateTrustAnchor(commonName string, now time.Time, validity time.Duratio
 
 // GenerateIssuer makes Linkerd's identity issuer (intermediate CA,
 // identity.linkerd.cluster.local) signed by anchor, valid for validity or
-// DefaultIssuerValidity when 0. Its usages match the seed's cert-manager
+// DefaultIssuerValidity when 0. Its usages match Linkerd's cert-manager
 // Certificate: cert sign, CRL sign, server auth, client auth. The issuer
 // never outlives its anchor.
 func GenerateIssuer(anchor *KeyPair, now time.Time, validity time.Duration) (*KeyPair, error) {

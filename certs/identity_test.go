@@ -49,7 +49,7 @@ func TestGenerateTrustAnchorIsAOneYearP256RootCA(t *testing.T) {
 	}
 }
 
-func TestGenerateIssuerMatchesTheSeedsCertificate(t *testing.T) {
+func TestGenerateIssuerMatchesTheCertManagerCertificate(t *testing.T) {
 	a := mustAnchor(t, t0, 0)
 	is, err := GenerateIssuer(a, t0, 0)
 	if err != nil {

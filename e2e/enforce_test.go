@@ -14,7 +14,7 @@ import (
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/policy"
 )
 
-// Every seed scenario, created from examples/ with the real kubectl in one
+// Every example scenario, created from examples/ with the real kubectl in one
 // namespace that Linkerd would inject and that our policy enforces.
 func TestEnforcedNamespace(t *testing.T) {
 	s := need(t)

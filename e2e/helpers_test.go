@@ -54,7 +54,7 @@ func testCtx(t *testing.T) context.Context {
 }
 
 // meshedNamespace returns labels and annotations of a namespace where Linkerd
-// injects (annotation, as Linkerd reads it, and label, as the seed cluster
+// injects (annotation, as Linkerd reads it, and label, as many install guides
 // sets it) with our mode set to mode ("" leaves the label out).
 func meshedNamespace(mode policy.Mode) (labels, annotations map[string]string) {
 	labels = map[string]string{"linkerd.io/inject": "enabled"}

@@ -230,7 +230,8 @@ func DefaultOpaquePorts() []int {
 }
 
 // DefaultConfig is the built-in configuration: cluster-wide enforcement of
-// every built-in rule, reproducing the seed documents. Each call returns a
+// every built-in rule, handling the known problems (hanging Jobs, Traefik,
+// server-speaks-first databases, ECK, Longhorn). Each call returns a
 // fresh value the caller may modify.
 func DefaultConfig() *Config {
 	c := &Config{

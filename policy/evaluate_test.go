@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// exampleObjects loads every object of examples/ (the seed scenarios).
+// exampleObjects loads every object of examples/ (one directory per known problem).
 func exampleObjects(t testing.TB) map[string]*unstructured.Unstructured {
 	t.Helper()
 	out := map[string]*unstructured.Unstructured{}

@@ -21,13 +21,13 @@ func newBootstrapCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bootstrap",
 		Short: "Install Linkerd and this webhook in one command",
-		Long: `Install or upgrade, idempotently, what the seed's cluster installs by hand:
+		Long: `Install or upgrade, idempotently, what a Linkerd install guide does by hand:
 
   1. preflight: cluster reachable, permissions, cert-manager and Prometheus operator CRDs, existing Linkerd
   2. namespace linkerd with the labels the control plane needs
   3. identity issuer: a cert-manager Certificate (--identity cert-manager) or a generated trust anchor + issuer
   4. Helm releases linkerd-crds and linkerd-control-plane (trust anchor and issuer scheme set for you)
-  5. with --viz: namespace linkerd-viz, release linkerd-viz on your Prometheus/Grafana, the seed's PodMonitors
+  5. with --viz: namespace linkerd-viz, release linkerd-viz on your Prometheus/Grafana, the PodMonitors Linkerd's docs give for the Prometheus operator
   6. this webhook's chart, in --policy-mode (audit by default: nothing changes until you choose)
   7. wait until the Deployments are available and the webhook answers (--wait=false skips)
 
@@ -60,7 +60,7 @@ A second run upgrades in place and reports "unchanged" where nothing changed.
 	fl.BoolVar(&o.Viz, "viz", false, "also install the linkerd-viz extension")
 	fl.StringVar(&o.PrometheusURL, "prometheus-url", "", "with --viz: your Prometheus (viz's own is then disabled)")
 	fl.StringVar(&o.GrafanaURL, "grafana-url", "", "with --viz: your Grafana, for the dashboard's links")
-	fl.StringVar(&o.PodMonitorNamespace, "podmonitor-namespace", bootstrap.VizNamespace, "with --viz and the Prometheus operator: namespace of the seed's PodMonitors")
+	fl.StringVar(&o.PodMonitorNamespace, "podmonitor-namespace", bootstrap.VizNamespace, "with --viz and the Prometheus operator: namespace of the PodMonitors Linkerd's docs give for the Prometheus operator")
 	fl.StringVar(&o.WebhookChart, "webhook-chart", "", "this webhook's chart (default: linkerd-inject-policy in --chart-dir, else "+defaultWebhookChart+")")
 	fl.StringVar(&o.PolicyMode, "policy-mode", bootstrap.PolicyModeAudit, "webhook default mode: audit (warn only), enforce (cluster-wide) or opt-in (only labelled namespaces)")
 	fl.BoolVar(&o.Wait, "wait", true, "wait for the Deployments to become available and the webhook to answer")

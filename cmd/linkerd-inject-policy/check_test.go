@@ -85,7 +85,7 @@ func scenarios(t *testing.T) []string {
 		}
 	}
 	if len(dirs) < 11 {
-		t.Fatalf("expected the 11 seed scenarios in examples/, found %v", dirs)
+		t.Fatalf("expected the 11 scenarios in examples/, found %v", dirs)
 	}
 	return dirs
 }
@@ -123,7 +123,7 @@ func TestCheckExamplesMatchGoldenAndAreStable(t *testing.T) {
 	}
 }
 
-func TestCheckTableHandlesEverySeedScenario(t *testing.T) {
+func TestCheckTableHandlesEveryScenario(t *testing.T) {
 	td := repoRoot(t)
 	out, err := checkRun(t, "", "-f", "examples/", "-o", "table")
 	if err != nil {
@@ -403,9 +403,9 @@ func TestCheckOutputIsAcceptedByARealAPIServer(t *testing.T) {
 // FuzzCheck feeds arbitrary input to check: it must either fail with exit
 // status 2 or print output that check leaves as it is.
 func FuzzCheck(f *testing.F) {
-	seeds, _ := filepath.Glob(filepath.Join("..", "..", "examples", "*", "*.yaml"))
+	examples, _ := filepath.Glob(filepath.Join("..", "..", "examples", "*", "*.yaml"))
 	fixtures, _ := filepath.Glob(filepath.Join("testdata", "check", "*"))
-	for _, p := range append(seeds, fixtures...) {
+	for _, p := range append(examples, fixtures...) {
 		data, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)

@@ -74,7 +74,7 @@ func expectAfter(rows []row, ns, kind, name string, want ...string) check {
 	return c
 }
 
-// checks lists what the demo must show: every seed scenario applied in the
+// checks lists what the demo must show: every example scenario applied in the
 // enforce namespace, nothing changed in audit and off, warnings in audit.
 func checks(rows []row, warnings []warning) []check {
 	const enf = "demo-enforce"
@@ -178,7 +178,7 @@ func printChecks(w io.Writer, cs []check) int {
 		fmt.Fprintf(w, "  FAIL  %s: %s\n", c.what, c.err)
 	}
 	if failed == 0 {
-		fmt.Fprintf(w, "\nAll %d checks passed: every seed scenario was applied by the real apiserver.\n", len(cs))
+		fmt.Fprintf(w, "\nAll %d checks passed: every example scenario was applied by the real apiserver.\n", len(cs))
 	} else {
 		fmt.Fprintf(w, "\n%d of %d checks failed.\n", failed, len(cs))
 	}
