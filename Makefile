@@ -24,10 +24,10 @@ cross:
 tools:
 	@bash hack/tools.sh
 
-# Unit tests, fuzz seed corpora, and the e2e suite against a real
-# kube-apiserver + etcd + kube-controller-manager started by the tests.
-test: build cross tools
-	$(GO) vet ./...
+# Lint, then unit tests, fuzz seed corpora, and the e2e suite against a real
+# kube-apiserver + etcd + kube-controller-manager started by the tests, each
+# test binary in a private network namespace (needs root; docs/testing.md).
+test: lint build cross tools
 	$(TEST_ENV) $(GO) test -race -timeout 40m ./...
 
 unit:
@@ -50,9 +50,12 @@ fuzz:
 	  done; \
 	done
 
+# gofmt, go vet and staticcheck (pinned in tools/staticcheck, built once
+# into the tools cache by hack/staticcheck.sh).
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
+	sc=$$(bash hack/staticcheck.sh) && $$sc ./...
 
 image:
 	@if command -v docker >/dev/null && docker info >/dev/null 2>&1; then \
