@@ -19,6 +19,7 @@ import (
 	authzv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -580,7 +581,11 @@ func (r *runner) webhookStep(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%s, %s (policy mode %s)", nsOutcome, relOutcome, r.o.PolicyMode), nil
+	modeNote := "policy mode " + r.o.PolicyMode
+	if got, _, _ := unstructured.NestedString(vals, "policy", "defaultMode"); got != mode {
+		modeNote = "policy.defaultMode " + got + " from your webhook values"
+	}
+	return fmt.Sprintf("%s, %s (%s)", nsOutcome, relOutcome, modeNote), nil
 }
 
 func copyValues(in map[string]any) map[string]any {

@@ -380,6 +380,10 @@ func TestBootstrapGeneratedIdentityOnARealAPIServer(t *testing.T) {
 		if _, err := uninstallRelease(cl.config, VizRelease, VizNamespace, time.Minute); err != nil {
 			t.Fatal(err)
 		}
+		// Helm leaves hook objects behind; uninstall removes those started without waiting.
+		if _, err := cl.kube.BatchV1().Jobs(VizNamespace).Get(ctx, "namespace-metadata", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("hook Job of the uninstalled release still there (err %v)", err)
+		}
 		_, err := runBootstrap(ctx, t, opts(func(o *Options) { o.Wait = true; o.Timeout = 3 * time.Second }))
 		assertExactError(t, err, "post-install hook Job linkerd-viz/namespace-metadata of release linkerd-viz/linkerd-viz did not complete within 3s; check its pods (kubectl -n linkerd-viz describe job namespace-metadata), raise --timeout, or pass --wait=false to start hooks without waiting; a re-run replaces the hook")
 		if got := releaseState(t, cl.config, VizRelease, VizNamespace); got != "revision 1 failed" {

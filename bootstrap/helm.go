@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -493,5 +494,29 @@ func uninstallRelease(cfg *rest.Config, name, namespace string, timeout time.Dur
 	if _, err := un.Run(name); err != nil {
 		return false, fmt.Errorf("uninstall release %s/%s: %w", namespace, name, err)
 	}
+	// Helm leaves hook objects alone; those of install and upgrade hooks
+	// that were started without waiting (--wait=false) are still there.
+	for _, h := range last.Hooks {
+		if h.Kind == "CustomResourceDefinition" || !hasInstallEvent(h) {
+			continue
+		}
+		resources, err := ac.KubeClient.Build(bytes.NewBufferString(h.Manifest), false)
+		if err != nil {
+			return true, fmt.Errorf("hook %s %s/%s of release %s/%s: %w", h.Kind, namespace, h.Name, namespace, name, err)
+		}
+		if _, errs := ac.KubeClient.Delete(resources); len(errs) > 0 {
+			return true, fmt.Errorf("delete hook %s %s/%s of release %s/%s: %w", h.Kind, namespace, h.Name, namespace, name, errs[0])
+		}
+	}
 	return true, nil
+}
+
+func hasInstallEvent(h *release.Hook) bool {
+	for _, e := range h.Events {
+		switch e {
+		case release.HookPreInstall, release.HookPostInstall, release.HookPreUpgrade, release.HookPostUpgrade:
+			return true
+		}
+	}
+	return false
 }
