@@ -173,6 +173,9 @@ func (r *runner) preflight(ctx context.Context) (string, error) {
 		}
 	}
 	if r.o.KubeVersion != "" {
+		if r.c != nil {
+			summary += ", rendering for Kubernetes " + r.o.KubeVersion
+		}
 		r.kubeVersion = r.o.KubeVersion
 	}
 	if err := r.loadCharts(); err != nil {
