@@ -24,6 +24,9 @@ const (
 	// FindingUnsupported: a name the installed Linkerd does not read yet
 	// (or no longer).
 	FindingUnsupported = "unsupported_annotation"
+	// FindingTooMany: the last finding when an object has more than
+	// maxFindings; it counts the rest.
+	FindingTooMany = "too_many_findings"
 )
 
 // maxFindings bounds the lint's work and output on one object: past it,
@@ -217,7 +220,7 @@ func (l *linter) add(code, path, format string, args ...any) {
 
 func (l *linter) done() []Finding {
 	if l.dropped > 0 {
-		l.findings = append(l.findings, Finding{Code: "too_many_findings", Message: fmt.Sprintf("%d more Linkerd annotation findings on this object not shown", l.dropped)})
+		l.findings = append(l.findings, Finding{Code: FindingTooMany, Message: fmt.Sprintf("%d more Linkerd annotation findings on this object not shown", l.dropped)})
 	}
 	return l.findings
 }
