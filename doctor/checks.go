@@ -63,7 +63,7 @@ func (s *scan) admit(obj runtime.Object, ref Ref, workload string) error {
 			Code: CodeServiceOpaque, Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name, Workload: workload,
 			Message: fmt.Sprintf("the opaque-ports rule would set %s=%q: these ports carry protocols where the server speaks first (such as MySQL, PostgreSQL, SMTP), so without it every new connection from a meshed client waits for Linkerd's protocol detection to time out",
 				policy.AnnotationOpaquePorts, c.Value),
-			Fix:     "kubectl annotate service " + shellQuote(ref.Name) + kubectlNS(ref.Namespace) + " " + shellQuote(policy.AnnotationOpaquePorts+"="+c.Value) + overwrite,
+			Fix: "kubectl annotate service " + shellQuote(ref.Name) + kubectlNS(ref.Namespace) + " " + shellQuote(policy.AnnotationOpaquePorts+"="+c.Value) + overwrite,
 		})
 	}
 	if len(drift) > 0 {
