@@ -64,6 +64,10 @@ func TestRunReportsEachSituationWithItsOwnerAndNothingForHealthyObjects(t *testi
 			key{CodePolicyDrift, "CronJob", "jobs", "backup", "CronJob/backup"}, "kubectl get cronjob backup -n jobs -o yaml | linkerd-inject-policy check -f - | kubectl replace -f -", "jobs sets"},
 		{"a MySQL Deployment created before the webhook is drift in enforce mode",
 			key{CodePolicyDrift, "Deployment", "legacy", "mysql", "Deployment/mysql"}, "kubectl get deployment mysql -n legacy -o yaml | linkerd-inject-policy check -f - | kubectl replace -f -", "admitted before the webhook enforced"},
+		{"inject on a Deployment's own metadata is misplaced",
+			key{"misplaced_annotation", "Deployment", "legacy", "misplaced", "Deployment/misplaced"}, "kubectl edit deployment/misplaced -n legacy", "metadata.annotations[linkerd.io/inject]"},
+		{"inject: yes in a template is invalid",
+			key{"invalid_annotation", "Deployment", "legacy", "invalid", "Deployment/invalid"}, "kubectl edit deployment/invalid -n legacy", "spec.template.metadata.annotations[linkerd.io/inject]"},
 		{"a MySQL Deployment in an audited namespace is drift in audit mode",
 			key{CodePolicyDrift, "Deployment", "audited", "mysql", "Deployment/mysql"}, "", "audit mode"},
 	}

@@ -325,6 +325,9 @@ func TestDoctorOnARealCluster(t *testing.T) {
 	s.createNamespace(t, ctx, "dr-legacy", nil, nil)
 	must(s.cs.AppsV1().Deployments("dr-legacy").Create(ctx, deployment("dr-legacy", "mysql", mysql), metav1.CreateOptions{}))(t)
 	must(s.cs.AppsV1().Deployments("dr-legacy").Create(ctx, deployment("dr-legacy", "ok-nginx", web), metav1.CreateOptions{}))(t)
+	misplaced := deployment("dr-legacy", "misplaced", web)
+	misplaced.Annotations = map[string]string{"linkerd.io/inject": "enabled"}
+	must(s.cs.AppsV1().Deployments("dr-legacy").Create(ctx, misplaced, metav1.CreateOptions{}))(t)
 
 	webPods := s.podsOf(t, ctx, "dr-apps", map[string]string{"app": "web"}, 1)
 	s.podsOf(t, ctx, "dr-apps", map[string]string{"app": "ok-opted-out"}, 1)
@@ -343,6 +346,7 @@ func TestDoctorOnARealCluster(t *testing.T) {
 		{"the MySQL Service without opaque-ports is not opaque", key{CodeServiceOpaque, "Service", "dr-apps", "mysql", ""}},
 		{"the Job pod whose container terminated while the proxy runs is stuck, owned by the CronJob", key{CodeJobStuckOnProxy, "Pod", "dr-jobs", stuck.Name, "CronJob/backup"}},
 		{"the CronJob the jobs rule would change is drift", key{CodePolicyDrift, "CronJob", "dr-jobs", "backup", "CronJob/backup"}},
+		{"inject on the Deployment's own metadata is a misplaced annotation", key{"misplaced_annotation", "Deployment", "dr-legacy", "misplaced", "Deployment/misplaced"}},
 		{"the MySQL Deployment created while the webhook was off is drift", key{CodePolicyDrift, "Deployment", "dr-legacy", "mysql", "Deployment/mysql"}},
 	}
 	for _, w := range want {

@@ -218,6 +218,18 @@ func clusterWithEverything() []runtime.Object {
 		// policy_drift in enforce (default mode) and audit.
 		deployment("legacy", "mysql", mysql),
 		deployment("audited", "mysql", mysql),
+		// The annotation lint: inject on the Deployment's own metadata
+		// (Linkerd reads only the template's), a value Linkerd ignores.
+		func() *appsv1.Deployment {
+			d := deployment("legacy", "misplaced", web)
+			d.Annotations = map[string]string{"linkerd.io/inject": "enabled"}
+			return d
+		}(),
+		func() *appsv1.Deployment {
+			d := deployment("legacy", "invalid", web)
+			d.Spec.Template.Annotations = map[string]string{"linkerd.io/inject": "yes"}
+			return d
+		}(),
 		// Mode off: nothing, whatever it holds.
 		deployment("quiet", "mysql", mysql),
 		service("quiet", "mysql", nil, 3306),
