@@ -563,3 +563,26 @@ func TestDoctorUsageAndConnectionErrorsExit2(t *testing.T) {
 		}
 	})
 }
+
+func TestPrintScanWritesTheTableForTheDemo(t *testing.T) {
+	s := needE2E(t)
+	ctx := s.ctx(t)
+	s.createNamespace(t, ctx, "dr-demo", nil, nil)
+	must(s.cs.CoreV1().Services("dr-demo").Create(ctx, service("dr-demo", "smtp", nil, 25), metav1.CreateOptions{}))(t)
+	var b bytes.Buffer
+	r, err := PrintScan(ctx, s.c.RESTConfig, &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := keys(r)[key{CodeServiceOpaque, "Service", "dr-demo", "smtp", ""}]; !ok {
+		t.Errorf("no finding for the SMTP Service: %+v", r.Findings)
+	}
+	row := false
+	for _, line := range strings.Split(b.String(), "\n") {
+		f := strings.Fields(line)
+		row = row || len(f) > 3 && f[0] == CodeServiceOpaque && f[1] == "dr-demo" && f[2] == "Service/smtp"
+	}
+	if !row || !strings.HasPrefix(b.String(), "linkerd-inject-policy doctor -A (facts: ") {
+		t.Errorf("no row for Service/smtp, or no facts line:\n%s", b.String())
+	}
+}
