@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
@@ -17,7 +18,11 @@ func PrintScan(ctx context.Context, cfg *rest.Config, w io.Writer) (Result, erro
 	if err != nil {
 		return Result{}, fmt.Errorf("doctor: client: %w", err)
 	}
-	r, err := Run(ctx, client, Options{})
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return Result{}, fmt.Errorf("doctor: client: %w", err)
+	}
+	r, err := Run(ctx, client, Options{Dynamic: dyn})
 	if err != nil {
 		return Result{}, fmt.Errorf("doctor: %w", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/facts"
@@ -67,6 +68,9 @@ type Options struct {
 	ConfigPath string
 	// LinkerdNamespace is where Linkerd runs ("" for linkerd).
 	LinkerdNamespace string
+	// Dynamic, when set, also lists the policy's custom kinds (ECK's
+	// Elasticsearch and Kibana) where their CRDs are installed.
+	Dynamic dynamic.Interface
 	// Progress receives one line per page listed (nil: none).
 	Progress io.Writer
 	// PageSize is the list page size (0: 500).

@@ -27,6 +27,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -80,6 +81,9 @@ func startE2E() (*e2eSuite, error) {
 		return s, err
 	}
 	if err := s.installOpenReportsCRDs(ctx); err != nil {
+		return s, err
+	}
+	if err := c.InstallECKCRDs(ctx); err != nil {
 		return s, err
 	}
 	return s, nil
@@ -329,6 +333,16 @@ func TestDoctorOnARealCluster(t *testing.T) {
 	misplaced.Annotations = map[string]string{"linkerd.io/inject": "enabled"}
 	must(s.cs.AppsV1().Deployments("dr-legacy").Create(ctx, misplaced, metav1.CreateOptions{}))(t)
 
+	// An Elasticsearch made before the webhook: the eck rule would give its
+	// node set the token (no ECK operator runs, so nothing else happens).
+	es := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "elasticsearch.k8s.elastic.co/v1", "kind": "Elasticsearch",
+		"metadata": map[string]any{"name": "logs", "namespace": "dr-legacy"},
+		"spec":     map[string]any{"version": "8.15.0", "nodeSets": []any{map[string]any{"name": "default", "count": int64(1)}}},
+	}}
+	esGVR := schema.GroupVersionResource{Group: "elasticsearch.k8s.elastic.co", Version: "v1", Resource: "elasticsearches"}
+	must(s.dyn.Resource(esGVR).Namespace("dr-legacy").Create(ctx, es, metav1.CreateOptions{}))(t)
+
 	webPods := s.podsOf(t, ctx, "dr-apps", map[string]string{"app": "web"}, 1)
 	s.podsOf(t, ctx, "dr-apps", map[string]string{"app": "ok-opted-out"}, 1)
 	s.podsOf(t, ctx, "dr-legacy", map[string]string{"app": "mysql"}, 1)
@@ -349,6 +363,14 @@ func TestDoctorOnARealCluster(t *testing.T) {
 		{"inject on the Deployment's own metadata is a misplaced annotation", key{"misplaced_annotation", "Deployment", "dr-legacy", "misplaced", "Deployment/misplaced"}},
 		{"the MySQL Deployment created while the webhook was off is drift", key{CodePolicyDrift, "Deployment", "dr-legacy", "mysql", "Deployment/mysql"}},
 	}
+	eckDrift := key{CodePolicyDrift, "Elasticsearch", "dr-legacy", "logs", "Elasticsearch/logs"}
+	t.Run("the Elasticsearch the eck rule would change is drift", func(t *testing.T) {
+		f, ok := got[eckDrift]
+		if !ok || !strings.Contains(f.Message, "automountServiceAccountToken") {
+			t.Errorf("no eck drift for Elasticsearch logs: %+v", f)
+		}
+		delete(got, eckDrift)
+	})
 	for _, w := range want {
 		t.Run(w.name, func(t *testing.T) {
 			f, ok := got[w.k]
@@ -371,11 +393,15 @@ func TestDoctorOnARealCluster(t *testing.T) {
 
 	t.Run("with the documented read-only ClusterRole the scan is the same", func(t *testing.T) {
 		reader := s.readOnlyKubeconfig(t, ctx)
-		again, _ := s.doctorJSON(t, reader, "-A")
+		again, stderr := s.doctorJSON(t, reader, "-A")
 		for _, w := range want {
 			if _, ok := again[w.k]; !ok {
 				t.Errorf("read-only scan misses %+v", w.k)
 			}
+		}
+		// ECK's kinds are not in the role: skipped, and said so.
+		if !strings.Contains(stderr, "not allowed to list elasticsearches.elasticsearch.k8s.elastic.co: Elasticsearch not checked") {
+			t.Errorf("no note for the kinds the role does not grant:\n%s", stderr)
 		}
 		if _, stderr, code := s.doctor(t, reader, "-A", "--fix", "needs_restart", "--yes"); code != 2 || !strings.Contains(stderr, "forbidden") {
 			t.Errorf("a read-only --fix --yes: exit %d, stderr %q; want exit 2, forbidden", code, stderr)

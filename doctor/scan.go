@@ -10,7 +10,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/pager"
 
@@ -54,7 +56,7 @@ func (s *scan) run() error {
 	// controllers for the pods listed last.
 	steps := []func() error{
 		s.listDeployments, s.listStatefulSets, s.listDaemonSets, s.listReplicaSets,
-		s.listCronJobs, s.listJobs, s.listServices, s.listPods,
+		s.listCronJobs, s.listJobs, s.listCustomKinds, s.listServices, s.listPods,
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -138,6 +140,10 @@ func resourceSingular(resource string) string {
 		return resource[:len(resource)-1]
 	case "namespaces":
 		return "namespace"
+	case "elasticsearches":
+		return "elasticsearch"
+	case "kibanas":
+		return "kibana"
 	}
 	return resource
 }
@@ -202,6 +208,57 @@ func (s *scan) listJobs() error {
 		d.APIVersion, d.Kind = "batch/v1", "Job"
 		return s.workload(d, &d.ObjectMeta, d.Spec.Template.Annotations)
 	})
+}
+
+// listCustomKinds lists the policy's kinds outside the built-in groups
+// (ECK's Elasticsearch and Kibana) in the version the apiserver prefers,
+// when the caller gave a dynamic client and the CRD is installed. Without
+// permission to list one, it is skipped with a note: these kinds are
+// extras, not part of the read-only ClusterRole doctor needs.
+func (s *scan) listCustomKinds() error {
+	if s.opts.Dynamic == nil {
+		return nil
+	}
+	var preferred map[string]string
+	for _, k := range policy.Kinds() {
+		if k.Group == "" || k.Group == "apps" || k.Group == "batch" {
+			continue
+		}
+		if preferred == nil {
+			groups, err := s.client.Discovery().ServerGroups()
+			if err != nil {
+				return fmt.Errorf("discover API groups: %w", err)
+			}
+			preferred = map[string]string{}
+			for _, g := range groups.Groups {
+				preferred[g.Name] = g.PreferredVersion.Version
+			}
+		}
+		version, ok := preferred[k.Group]
+		if !ok {
+			continue
+		}
+		gvr := schema.GroupVersionResource{Group: k.Group, Version: version, Resource: k.Resource}
+		err := s.list(k.Kind, k.Resource, func(o metav1.ListOptions) (runtime.Object, error) {
+			return s.opts.Dynamic.Resource(gvr).Namespace(s.ns()).List(s.ctx, o)
+		}, func(obj runtime.Object) error {
+			u := obj.(*unstructured.Unstructured)
+			ref := Ref{u.GetKind(), u.GetNamespace(), u.GetName()}
+			if c := metav1.GetControllerOf(u); c != nil {
+				s.owners[ref] = Ref{c.Kind, ref.Namespace, c.Name}
+				return nil
+			}
+			return s.admit(u, ref, ref.Kind+"/"+ref.Name)
+		})
+		if apierrors.IsForbidden(err) {
+			s.notes = append(s.notes, fmt.Sprintf("not allowed to list %s.%s: %s not checked", k.Resource, k.Group, k.Kind))
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *scan) listServices() error {

@@ -141,7 +141,12 @@ func runDoctor(ctx context.Context, stdout, stderr io.Writer, f *doctorFlags) er
 	if err != nil {
 		return usageErr("kubernetes client: %v", oneLineErr(err))
 	}
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return usageErr("kubernetes client: %v", oneLineErr(err))
+	}
 	opts := doctor.Options{
+		Dynamic:          dyn,
 		Namespace:        ns,
 		Config:           cfg,
 		ConfigPath:       f.configPath,
@@ -169,10 +174,6 @@ func runDoctor(ctx context.Context, stdout, stderr io.Writer, f *doctorFlags) er
 		}
 	}
 	if f.apply {
-		dyn, err := dynamic.NewForConfig(rc)
-		if err != nil {
-			return usageErr("kubernetes client: %v", oneLineErr(err))
-		}
 		actions, err := doctor.ApplyReports(ctx, dyn, res)
 		w := bufio.NewWriter(stdout)
 		for _, a := range actions {
