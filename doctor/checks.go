@@ -141,7 +141,11 @@ func (s *scan) pod(p *corev1.Pod) error {
 		}
 		s.add(f)
 	}
-	if why, ok := s.needsRestart(p, top, owned); ok {
+	why, ok, err := s.needsRestart(p, top, owned)
+	if err != nil {
+		return err
+	}
+	if ok {
 		f := base
 		f.Code = CodeNeedsRestart
 		f.Message = why
@@ -231,16 +235,21 @@ func containerStatus(sts []corev1.ContainerStatus, name string) *corev1.Containe
 // needsRestart: no proxy, although the pod (or its workload's template, or
 // its namespace) asks for injection and Linkerd's injector would have
 // injected it.
-func (s *scan) needsRestart(p *corev1.Pod, top Ref, owned bool) (string, bool) {
+func (s *scan) needsRestart(p *corev1.Pod, top Ref, owned bool) (string, bool, error) {
 	if hasProxy(p) || p.Spec.HostNetwork {
-		return "", false
+		return "", false, nil
+	}
+	if c := metav1.GetControllerOf(&p.ObjectMeta); c != nil && c.Kind == "Job" {
+		// A Job's pod ends by itself; what matters is the next run, which
+		// the jobs rule keeps out of the mesh or gives a native sidecar.
+		return "", false, nil
 	}
 	if _, mirror := p.Annotations[corev1.MirrorPodAnnotationKey]; mirror {
-		return "", false
+		return "", false, nil
 	}
 	ns := s.namespaces[p.Namespace]
 	if slices.Contains(injectorSkipsNamespaces, p.Namespace) || ns.labels[LabelAdmissionWebhooks] == "disabled" {
-		return "", false
+		return "", false, nil
 	}
 	value, where := "", ""
 	if v, ok := p.Annotations[policy.AnnotationInject]; ok {
@@ -251,10 +260,23 @@ func (s *scan) needsRestart(p *corev1.Pod, top Ref, owned bool) (string, bool) {
 		value, where = v, "namespace "+p.Namespace
 	}
 	if value != "enabled" && value != "ingress" {
-		return "", false
+		return "", false, nil
+	}
+	// A new pod passes the policy first: if it would keep the pod out of
+	// the mesh (unmeshable workloads, say), a restart changes nothing.
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(p)
+	if err != nil {
+		return "", false, fmt.Errorf("pod %s/%s: %w", p.Namespace, p.Name, err)
+	}
+	a, err := policy.Admit(&unstructured.Unstructured{Object: u}, policy.Context{Namespace: p.Namespace, NamespaceLabels: ns.labels, Env: s.env}, s.opts.Config)
+	if err != nil {
+		return "", false, fmt.Errorf("pod %s/%s: %w", p.Namespace, p.Name, err)
+	}
+	if a.Mode == policy.ModeEnforce && a.Decision.Object.GetAnnotations()[policy.AnnotationInject] == "disabled" {
+		return "", false, nil
 	}
 	return fmt.Sprintf("no %s although %s asks for injection (%s: %s): the pod was created before that, while Linkerd's injector was down, or was skipped; a new pod gets the proxy",
-		ProxyContainer, where, policy.AnnotationInject, value), true
+		ProxyContainer, where, policy.AnnotationInject, value), true, nil
 }
 
 // templateInject is the inject annotation of the template the pod was made

@@ -367,3 +367,35 @@ func TestReportsGroupFindingsByNamespace(t *testing.T) {
 		t.Errorf("reports in %v", got)
 	}
 }
+
+func TestAPodThePolicyWouldKeepOutOfTheMeshDoesNotNeedARestart(t *testing.T) {
+	spec := podSpec(container("deployer", "longhornio/longhorn-manager:v1.7"))
+	objs := append(linkerdObjects(currentBundle),
+		namespace("longhorn-system", nil, map[string]string{"linkerd.io/inject": "enabled"}),
+		deployment("longhorn-system", "longhorn-driver-deployer", spec),
+		replicaSet("longhorn-system", "longhorn-driver-deployer-5d8f", "longhorn-driver-deployer", spec),
+		pod("longhorn-system", "longhorn-driver-deployer-5d8f-x1", controller("apps/v1", "ReplicaSet", "longhorn-driver-deployer-5d8f"), spec, corev1.PodRunning),
+	)
+	r := run(t, Options{}, objs...)
+	for _, f := range r.Findings {
+		if f.Code == CodeNeedsRestart {
+			t.Errorf("needs_restart for a pod the unmeshable rule disables: %+v", f)
+		}
+	}
+	// The Deployment itself is drift: the rule would write disabled on its
+	// template, which is what keeps the next pod out.
+	if _, ok := keys(r)[key{CodePolicyDrift, "Deployment", "longhorn-system", "longhorn-driver-deployer", "Deployment/longhorn-driver-deployer"}]; !ok {
+		t.Errorf("no drift for the Deployment: %+v", r.Findings)
+	}
+}
+
+func TestAJobsPodWithoutAProxyIsNotRestarted(t *testing.T) {
+	spec := podSpec(container("migrate", "busybox"))
+	objs := append(linkerdObjects(currentBundle),
+		namespace("apps", nil, map[string]string{"linkerd.io/inject": "enabled"}),
+		pod("apps", "migrate-x", controller("batch/v1", "Job", "migrate"), spec, corev1.PodRunning),
+	)
+	for _, f := range run(t, Options{}, objs...).Findings {
+		t.Errorf("finding for a running Job pod without a proxy: %+v", f)
+	}
+}
