@@ -191,7 +191,7 @@ func jobStuckOnProxy(p *corev1.Pod) (Finding, bool) {
 	how := ""
 	for _, st := range p.Status.ContainerStatuses {
 		if st.Name == ProxyContainer && st.State.Running != nil {
-			how = "as a classic sidecar (in containers), which nothing stops when the Job's work is done"
+			how = "as a classic sidecar, which nothing stops"
 		}
 	}
 	for _, st := range p.Status.InitContainerStatuses {
@@ -211,14 +211,14 @@ func jobStuckOnProxy(p *corev1.Pod) (Finding, bool) {
 		if st == nil || st.State.Terminated == nil {
 			return Finding{}, false
 		}
-		done = append(done, fmt.Sprintf("%s (exit %d)", ct.Name, st.State.Terminated.ExitCode))
+		done = append(done, fmt.Sprintf("%s: exit %d", ct.Name, st.State.Terminated.ExitCode))
 	}
 	if len(done) == 0 {
 		return Finding{}, false
 	}
 	return Finding{
 		Code: CodeJobStuckOnProxy,
-		Message: fmt.Sprintf("Job %s's pod has finished its work (%s) but %s keeps running %s, so the Job never completes",
+		Message: fmt.Sprintf("the containers of Job %s's pod have finished (%s) but %s keeps running %s, so the Job never completes",
 			c.Name, strings.Join(done, ", "), ProxyContainer, how),
 	}, true
 }

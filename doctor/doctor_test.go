@@ -59,7 +59,7 @@ func TestRunReportsEachSituationWithItsOwnerAndNothingForHealthyObjects(t *testi
 		{"a MySQL Service without opaque-ports is not opaque",
 			key{CodeServiceOpaque, "Service", "apps", "mysql", ""}, "kubectl annotate service mysql -n apps config.linkerd.io/opaque-ports=3306", "3306"},
 		{"a Job pod whose container finished while the classic proxy runs is stuck, owned by its CronJob",
-			key{CodeJobStuckOnProxy, "Pod", "jobs", "backup-29000000-xk2p4", "CronJob/backup"}, "kubectl delete job backup-29000000 -n jobs", "backup (exit 0)"},
+			key{CodeJobStuckOnProxy, "Pod", "jobs", "backup-29000000-xk2p4", "CronJob/backup"}, "kubectl delete job backup-29000000 -n jobs", "backup: exit 0"},
 		{"the CronJob the jobs rule would change is drift",
 			key{CodePolicyDrift, "CronJob", "jobs", "backup", "CronJob/backup"}, "kubectl get cronjob backup -n jobs -o yaml | linkerd-inject-policy check -f - | kubectl replace -f -", "jobs sets"},
 		{"a MySQL Deployment created before the webhook is drift in enforce mode",
@@ -186,7 +186,7 @@ func TestANativeSidecarStillRunningAfterTheJobsWorkIsStuckToo(t *testing.T) {
 	if !ok {
 		t.Fatalf("no job_stuck_on_proxy: %+v", r.Findings)
 	}
-	if !strings.Contains(f.Message, "native sidecar") || !strings.Contains(f.Message, "migrate (exit 1)") {
+	if !strings.Contains(f.Message, "native sidecar") || !strings.Contains(f.Message, "migrate: exit 1") {
 		t.Errorf("message = %q", f.Message)
 	}
 }
