@@ -399,3 +399,20 @@ func TestAJobsPodWithoutAProxyIsNotRestarted(t *testing.T) {
 		t.Errorf("finding for a running Job pod without a proxy: %+v", f)
 	}
 }
+
+func TestAFindingOnAClusterScopedObjectGoesToTheClusterReport(t *testing.T) {
+	r := Result{Time: scanTime, Findings: []Finding{
+		{Code: "unknown_annotation", Kind: "Namespace", Name: "shop", Message: "m", Fix: "f"},
+		{Code: CodeNeedsRestart, Kind: "Pod", Namespace: "shop", Name: "web-1", Workload: "Deployment/web", Message: "m", Fix: "f"},
+	}}
+	reports, cluster := Reports(r)
+	if cluster == nil || len(cluster.Results) != 1 || cluster.Results[0].Subjects[0].Kind != "Namespace" || cluster.Summary.Warn != 1 {
+		t.Fatalf("cluster report %+v", cluster)
+	}
+	if cluster.Kind != "ClusterReport" || cluster.Namespace != "" || cluster.Name != ReportName {
+		t.Errorf("cluster report meta %+v %+v", cluster.TypeMeta, cluster.ObjectMeta)
+	}
+	if len(reports) != 1 || reports[0].Namespace != "shop" || reports[0].Summary.Fail != 1 || reports[0].Results[0].Properties["workload"] != "Deployment/web" {
+		t.Errorf("namespace reports %+v", reports)
+	}
+}
