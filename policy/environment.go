@@ -195,6 +195,14 @@ func (r LinkerdRelease) has(f linkerdFeature) bool {
 	return r.Line.AtLeast(f.line.Major, f.line.Minor)
 }
 
+// Since reports whether the release is known to include a change that
+// shipped in the stable line and first appeared in the edge release
+// firstEdge (year, month, number), for callers outside the rules (such
+// as bootstrap choosing PodMonitors).
+func (r LinkerdRelease) Since(line Version, firstEdge [3]int) bool {
+	return r.has(linkerdFeature{line: line, edge: firstEdge})
+}
+
 // lacks reports whether the release is known to predate feature f.
 func (r LinkerdRelease) lacks(f linkerdFeature) bool { return r.Known() && !r.has(f) }
 
