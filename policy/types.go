@@ -38,6 +38,9 @@ type Context struct {
 	Namespace string
 	// NamespaceLabels of that namespace; nil when unknown.
 	NamespaceLabels map[string]string
+	// Env is what is known of the installed Linkerd and Kubernetes; the
+	// zero value knows nothing (rules behave as for Linkerd 2.11).
+	Env Environment
 }
 
 // Change is one modification a rule makes (or, in audit mode, would make).
@@ -69,5 +72,28 @@ type Decision struct {
 	Skipped []Skip
 }
 
+// Finding is something wrong with the object's Linkerd annotations that the
+// policy does not rewrite (the annotation lint): reported as an admission
+// warning, by check and by doctor.
+type Finding struct {
+	// Code is stable, snake_case: misplaced_annotation, invalid_annotation,
+	// unknown_annotation, deprecated_annotation, unsupported_annotation
+	// (the Finding… constants), and too_many_findings last when the lint
+	// stopped early.
+	Code string
+	// Path is where, e.g. "metadata.annotations[linkerd.io/inject]".
+	Path string
+	// Message is one sentence saying what is wrong and what to write instead.
+	Message string
+}
+
 // Changed reports whether any rule changed the object.
 func (d Decision) Changed() bool { return len(d.Changes) > 0 }
+
+// Informational reports whether s only explains why a rule left the object
+// alone because the installed Linkerd already does what the rule is for
+// (native_sidecar_completes, token_projected): nothing for anyone to fix,
+// so callers may report it without warning about it.
+func (s Skip) Informational() bool {
+	return s.Reason == ReasonNativeSidecarCompletes || s.Reason == ReasonTokenProjected
+}
