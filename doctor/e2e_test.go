@@ -49,6 +49,7 @@ type e2eSuite struct {
 var e2e *e2eSuite
 
 func TestMain(m *testing.M) {
+	cluster.Isolate(cluster.ECKModule)
 	flag.Parse()
 	if testing.Short() {
 		os.Exit(m.Run())
