@@ -27,19 +27,44 @@ var update = flag.Bool("update", false, "rewrite the golden files of check's tes
 // checkRun runs `check` with args and stdin, as the binary would.
 func checkRun(t *testing.T, stdin string, args ...string) (string, error) {
 	t.Helper()
+	out, _, err := checkRunStderr(t, stdin, args...)
+	return out, err
+}
+
+// checkRunStderr is checkRun that also returns what check wrote to stderr.
+func checkRunStderr(t *testing.T, stdin string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
 	cmd := newCheckCmd()
-	var out bytes.Buffer
+	var out, errOut bytes.Buffer
 	if args == nil {
 		args = []string{} // nil would make cobra read os.Args
 	}
 	cmd.SetArgs(args)
 	cmd.SetIn(strings.NewReader(stdin))
 	cmd.SetOut(&out)
-	cmd.SetErr(io.Discard)
+	cmd.SetErr(&errOut)
 	cmd.SilenceUsage = true
 	cmd.SilenceErrors = true
-	err := cmd.Execute()
-	return out.String(), err
+	err = cmd.Execute()
+	return out.String(), errOut.String(), err
+}
+
+// tableRows returns the object rows of -o table output: after the facts
+// line and the header, up to the blank line before the warnings.
+func tableRows(t *testing.T, out string) []string {
+	t.Helper()
+	lines := strings.Split(out, "\n")
+	if len(lines) < 2 || !strings.HasPrefix(lines[0], "Facts: ") || !strings.HasPrefix(lines[1], "SOURCE") {
+		t.Fatalf("table does not start with the facts line and the header:\n%s", out)
+	}
+	var rows []string
+	for _, l := range lines[2:] {
+		if strings.TrimSpace(l) == "" {
+			break
+		}
+		rows = append(rows, l)
+	}
+	return rows
 }
 
 // repoRoot moves the test to the repository root so sources print as
@@ -153,7 +178,7 @@ func TestCheckTableHandlesEveryScenario(t *testing.T) {
 		"Job/report":      {"-", "user_override (jobs)"},
 	}
 	rows := map[string][2]string{}
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+	for _, line := range tableRows(t, out) {
 		f := strings.Fields(line)
 		if len(f) < 4 {
 			t.Fatalf("short row %q", line)
@@ -334,7 +359,7 @@ func TestCheckDirectoriesAreReadRecursivelyInSortedOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	var names []string
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+	for _, line := range tableRows(t, out) {
 		names = append(names, strings.Fields(line)[1])
 	}
 	if got := strings.Join(names, " "); got != "ConfigMap/zero ConfigMap/aa ConfigMap/az ConfigMap/b" {
@@ -416,7 +441,7 @@ func FuzzCheck(f *testing.F) {
 	f.Add([]byte("apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  spec: {hostNetwork: true}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var out bytes.Buffer
-		err := runCheck(bytes.NewReader(data), &out, &checkFlags{files: []string{"-"}, output: "yaml"})
+		err := runCheck(context.Background(), bytes.NewReader(data), &out, io.Discard, &checkFlags{files: []string{"-"}, output: "yaml", linkerdNamespace: "linkerd"})
 		if err != nil {
 			if exitCode(err) != 2 {
 				t.Fatalf("exit status %d for bad input, want 2: %v", exitCode(err), err)
@@ -424,7 +449,7 @@ func FuzzCheck(f *testing.F) {
 			return
 		}
 		var again bytes.Buffer
-		if err := runCheck(bytes.NewReader(out.Bytes()), &again, &checkFlags{files: []string{"-"}, output: "yaml"}); err != nil {
+		if err := runCheck(context.Background(), bytes.NewReader(out.Bytes()), &again, io.Discard, &checkFlags{files: []string{"-"}, output: "yaml", linkerdNamespace: "linkerd"}); err != nil {
 			t.Fatalf("check rejects its own output: %v\n%s", err, out.Bytes())
 		}
 		if !bytes.Equal(out.Bytes(), again.Bytes()) {
