@@ -48,6 +48,7 @@ type eval struct {
 	orig      map[string]any
 	d         *doc
 	namespace string
+	env       Environment
 	// targets are the pod templates (or the pod itself) that may be
 	// patched; empty for controller-owned workloads.
 	targets []*target
@@ -83,7 +84,7 @@ func Evaluate(obj *unstructured.Unstructured, ctx Context, cfg *Config) (Decisio
 	if err := checkObjectShape(obj.Object, k); err != nil {
 		return Decision{}, fmt.Errorf("evaluate %s %s: %w", k.name, objectName(obj.Object), err)
 	}
-	e := &eval{cfg: cfg, kind: k, orig: obj.Object, d: newDoc(obj.Object), namespace: ctx.Namespace}
+	e := &eval{cfg: cfg, kind: k, orig: obj.Object, d: newDoc(obj.Object), namespace: ctx.Namespace, env: ctx.Env}
 	if e.namespace == "" {
 		e.namespace, _ = getString(getMap(obj.Object, "metadata"), "namespace")
 	}

@@ -87,3 +87,11 @@ type Finding struct {
 
 // Changed reports whether any rule changed the object.
 func (d Decision) Changed() bool { return len(d.Changes) > 0 }
+
+// Informational reports whether s only explains why a rule left the object
+// alone because the installed Linkerd already does what the rule is for
+// (native_sidecar_completes, token_projected): nothing for anyone to fix,
+// so callers may report it without warning about it.
+func (s Skip) Informational() bool {
+	return s.Reason == ReasonNativeSidecarCompletes || s.Reason == ReasonTokenProjected
+}
