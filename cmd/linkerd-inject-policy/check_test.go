@@ -423,6 +423,47 @@ func TestCheckOutputIsAcceptedByARealAPIServer(t *testing.T) {
 			t.Errorf("want the apiserver to reject spec.template.spec.futureField, got err %v: %s", err, stderr)
 		}
 	})
+	// --kubeconfig reads the facts from the cluster itself: the
+	// apiserver's version, and ConfigMap linkerd-config once it exists.
+	t.Run("check reads the facts from a live cluster with --kubeconfig", func(t *testing.T) {
+		table := func(extra ...string) (string, string) {
+			t.Helper()
+			args := append([]string{"-f", "examples/jobs/job.yaml", "-o", "table", "--kubeconfig", c.KubeconfigPath}, extra...)
+			out, stderr, err := checkRunStderr(t, "", args...)
+			if err != nil {
+				t.Fatalf("check %v: %v", args, err)
+			}
+			return strings.SplitN(out, "\n", 2)[0], stderr
+		}
+		facts, stderr := table()
+		if !strings.HasPrefix(facts, "Facts: Linkerd version unknown; Kubernetes 1.") {
+			t.Errorf("without linkerd-config: facts line %q", facts)
+		}
+		if !strings.Contains(stderr, "note: no ConfigMap linkerd/linkerd-config") {
+			t.Errorf("without linkerd-config: stderr %q lacks the note", stderr)
+		}
+		if err := c.CreateNamespace(ctx, "linkerd", nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, stderr, err := c.Kubectl(ctx, nil, "apply", "-f", "examples/config/linkerd-config-2.20.yaml"); err != nil {
+			t.Fatalf("apply linkerd-config: %v\n%s", err, stderr)
+		}
+		facts, stderr = table()
+		if !strings.HasPrefix(facts, "Facts: Linkerd edge-26.8.3 (2.20 line), proxy.nativeSidecar=true") || !strings.Contains(facts, "(Linkerd facts from ConfigMap linkerd/linkerd-config)") {
+			t.Errorf("with linkerd-config: facts line %q", facts)
+		}
+		if stderr != "" {
+			t.Errorf("with linkerd-config: stderr %q", stderr)
+		}
+		facts, _ = table("--linkerd-config", "examples/config/linkerd-config-2.14.yaml")
+		if !strings.Contains(facts, "stable-2.14.10") || !strings.Contains(facts, "Kubernetes 1.") {
+			t.Errorf("--linkerd-config replaces the cluster's Linkerd facts, not its version: %q", facts)
+		}
+		facts, stderr = table("--linkerd-namespace", "mesh")
+		if !strings.HasPrefix(facts, "Facts: Linkerd version unknown") || !strings.Contains(stderr, "no ConfigMap mesh/linkerd-config") {
+			t.Errorf("--linkerd-namespace mesh: facts %q, stderr %q", facts, stderr)
+		}
+	})
 }
 
 // FuzzCheck feeds arbitrary input to check: it must either fail with exit

@@ -290,6 +290,13 @@ func TestServiceAccountTokenProjection(t *testing.T) {
 	if !found {
 		t.Errorf("no projected %s volume: %v", TokenVolumeName, vols)
 	}
+	if sa, _, _ := unstructured.NestedString(pod.Object, "spec", "serviceAccountName"); sa != "default" {
+		t.Errorf("serviceAccountName %q, want default (what the ServiceAccount admission plugin sets before webhooks)", sa)
+	}
+	pod, _ = admit(t, cluster(values220, enabledNS), "Pod", podWith(``, `"serviceAccountName":"app","containers":[{"name":"app","image":"x"}]`))
+	if sa, _, _ := unstructured.NestedString(pod.Object, "spec", "serviceAccountName"); sa != "app" {
+		t.Errorf("serviceAccountName %q, want the pod's own app kept", sa)
+	}
 	noProjection := strings.Replace(values220, "serviceAccountTokenProjection: true", "serviceAccountTokenProjection: false", 1)
 	pod, rec = admit(t, cluster(noProjection, enabledNS), "Pod", plainPod)
 	if !rec.Injected {
