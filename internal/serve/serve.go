@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"context"
@@ -43,6 +43,7 @@ type serveFlags struct {
 	serviceName       string
 	certSecret        string
 	webhookConfigName string
+	version           string
 }
 
 const (
@@ -52,8 +53,10 @@ const (
 	serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 )
 
-func newServeCmd() *cobra.Command {
-	f := &serveFlags{}
+// NewCommand is the serve command; version goes into the cluster client's
+// user agent.
+func NewCommand(version string) *cobra.Command {
+	f := &serveFlags{version: version}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the mutating admission webhook",
@@ -94,7 +97,7 @@ an invalid one is logged and counted, and the previous configuration stays.`,
 func runServe(ctx context.Context, f *serveFlags) error {
 	log, err := newLogger(f.logLevel, f.logFormat)
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return &UsageError{Err: err}
 	}
 	// controller-runtime and client-go log through their own package-level
 	// loggers; route them to ours so every line has one format.
@@ -102,19 +105,19 @@ func runServe(ctx context.Context, f *serveFlags) error {
 	klog.SetLogger(log.WithName("client-go"))
 
 	if f.certDir == "" {
-		return &exitError{code: 2, err: errors.New("--cert-dir is required")}
+		return &UsageError{Err: errors.New("--cert-dir is required")}
 	}
 	if f.certMode != certModeFiles && f.certMode != certModeSelfManaged {
-		return &exitError{code: 2, err: fmt.Errorf("--cert-mode %q: must be %s or %s", f.certMode, certModeFiles, certModeSelfManaged)}
+		return &UsageError{Err: fmt.Errorf("--cert-mode %q: must be %s or %s", f.certMode, certModeFiles, certModeSelfManaged)}
 	}
 	if f.maxRequestBytes <= 0 {
-		return &exitError{code: 2, err: fmt.Errorf("--max-request-bytes %d: must be positive", f.maxRequestBytes)}
+		return &UsageError{Err: fmt.Errorf("--max-request-bytes %d: must be positive", f.maxRequestBytes)}
 	}
 
 	// Load the config before anything else so a bad file fails fast, with its field paths.
 	if f.configPath != "" {
 		if _, err := policy.LoadConfigFile(f.configPath); err != nil {
-			return &exitError{code: 2, err: fmt.Errorf("--config: %w", err)}
+			return &UsageError{Err: fmt.Errorf("--config: %w", err)}
 		}
 	}
 
@@ -124,7 +127,7 @@ func runServe(ctx context.Context, f *serveFlags) error {
 	}
 	var client kubernetes.Interface
 	if restConfig != nil {
-		restConfig.UserAgent = "linkerd-inject-policy/" + version
+		restConfig.UserAgent = "linkerd-inject-policy/" + f.version
 		client, err = kubernetes.NewForConfig(restConfig)
 		if err != nil {
 			return fmt.Errorf("kubernetes client: %w", err)
@@ -133,14 +136,14 @@ func runServe(ctx context.Context, f *serveFlags) error {
 
 	if f.certMode == certModeSelfManaged {
 		if client == nil {
-			return &exitError{code: 2, err: errors.New("--cert-mode=self-managed needs a cluster: give --kubeconfig or run in a pod")}
+			return &UsageError{Err: errors.New("--cert-mode=self-managed needs a cluster: give --kubeconfig or run in a pod")}
 		}
 		ns := f.namespace
 		if ns == "" {
 			ns = ownNamespace()
 		}
 		if ns == "" {
-			return &exitError{code: 2, err: errors.New("--cert-mode=self-managed: give --namespace (not in a pod, and $POD_NAMESPACE is unset)")}
+			return &UsageError{Err: errors.New("--cert-mode=self-managed: give --namespace (not in a pod, and $POD_NAMESPACE is unset)")}
 		}
 		if err := certs.RunSelfManaged(ctx, certs.SelfManagedOptions{
 			Client:            client,
