@@ -44,7 +44,7 @@ type target struct {
 // eval is the state of one Evaluate call.
 type eval struct {
 	cfg       *Config
-	kind      kind
+	kind      *kind
 	orig      map[string]any
 	d         *doc
 	namespace string
@@ -79,6 +79,9 @@ func Evaluate(obj *unstructured.Unstructured, ctx Context, cfg *Config) (Decisio
 	k, ok := lookupKind(obj.GroupVersionKind())
 	if !ok {
 		return Decision{Object: obj}, nil
+	}
+	if err := checkObjectShape(obj.Object, k); err != nil {
+		return Decision{}, fmt.Errorf("evaluate %s %s: %w", k.name, objectName(obj.Object), err)
 	}
 	e := &eval{cfg: cfg, kind: k, orig: obj.Object, d: newDoc(obj.Object), namespace: ctx.Namespace}
 	if e.namespace == "" {
@@ -145,13 +148,14 @@ func (e *eval) findTargets() {
 		// Its controller's template was (or will be) evaluated; its pods
 		// are evaluated on their own.
 		return
-	case e.kind.nodeSets:
-		sets, _ := get(e.orig, "spec", "nodeSets").([]any)
-		for i, s := range sets {
+	case e.kind.list != nil:
+		items, _ := get(e.orig, e.kind.list...).([]any)
+		for i, s := range items {
 			if _, ok := s.(map[string]any); !ok {
 				continue
 			}
-			p := []any{"spec", "nodeSets", i, "podTemplate"}
+			p := make([]any, 0, len(e.kind.list)+1+len(e.kind.item))
+			p = append(append(append(p, e.kind.list...), i), e.kind.item...)
 			e.targets = append(e.targets, &target{path: p, prefix: displayPath(p) + ".", origAnn: getMap(e.orig, append(p, "metadata", "annotations")...)})
 		}
 	case e.kind.template != nil:
@@ -350,14 +354,13 @@ func (e *eval) setAnnotation(t *target, rule string, override bool, key, value, 
 // mergePortList merges ports into the port-list annotation key of t.
 func (e *eval) mergePortList(t *target, rule, key string, ports []int, resolve func(string) int, reason, message string) {
 	existing, _ := getString(e.annotations(t), key)
-	value, changed, ok := mergePorts(existing, ports, resolve)
-	if !ok {
-		e.skips = append(e.skips, Skip{
-			Rule:    rule,
-			Reason:  ReasonUnparsableValue,
-			Message: fmt.Sprintf("%s=%q is not a list of ports, ranges or port names; left as it is, so ports %s are not added", key, existing, joinInts(ports)),
-			Path:    annotationPath(t, key),
-		})
+	value, changed, err := mergePorts(existing, ports, resolve)
+	if err != nil {
+		msg := fmt.Sprintf("%s=%q is not a list of ports, ranges or port names; left as it is, so ports %s are not added", key, truncate(existing, 200), joinInts(ports))
+		if errors.Is(err, errTooManyEntries) {
+			msg = fmt.Sprintf("%s has more than %d entries, more than the policy reads; left as it is, so ports %s are not added", key, maxPortEntries, joinInts(ports))
+		}
+		e.skips = append(e.skips, Skip{Rule: rule, Reason: ReasonUnparsableValue, Message: msg, Path: annotationPath(t, key)})
 		return
 	}
 	if !changed {
