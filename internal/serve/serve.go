@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/zapr"
@@ -21,6 +22,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/certs"
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/facts"
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/policy"
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/webhook"
 )
@@ -37,6 +39,9 @@ type serveFlags struct {
 	logLevel          string
 	logFormat         string
 	maxRequestBytes   int64
+	maxBytesInFlight  int64
+	bodyReadTimeout   time.Duration
+	linkerdNamespace  string
 	enableHTTP2       bool
 	certMode          string
 	namespace         string
@@ -66,7 +71,13 @@ func NewCommand(version string) *cobra.Command {
 Without --kubeconfig and outside a cluster it still serves, but namespace
 labels are unknown: every namespace gets the configuration's defaultMode.
 The --config file is watched: a valid change takes effect without restart,
-an invalid one is logged and counted, and the previous configuration stays.`,
+an invalid one is logged and counted, and the previous configuration stays.
+The installed Linkerd's facts come from ConfigMap linkerd-config in
+--linkerd-namespace, watched likewise; missing or unreadable, they are
+unknown and the rules behave as for Linkerd 2.11.
+
+Without GOMEMLIMIT, the Go memory limit is 85% of the container's memory
+limit (cgroup memory.max), if it has one.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
@@ -85,6 +96,9 @@ an invalid one is logged and counted, and the previous configuration stays.`,
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info or error")
 	fl.StringVar(&f.logFormat, "log-format", "json", "log format: json or console")
 	fl.Int64Var(&f.maxRequestBytes, "max-request-bytes", webhook.DefaultMaxRequestBytes, "largest AdmissionReview body accepted; larger gets HTTP 413")
+	fl.Int64Var(&f.maxBytesInFlight, "max-bytes-in-flight", webhook.DefaultMaxBytesInFlight, "request body bytes handled at once; a request over it gets HTTP 429 (retried by the apiserver)")
+	fl.DurationVar(&f.bodyReadTimeout, "body-read-timeout", webhook.DefaultBodyReadTimeout, "time a client may take to send a request body; a client that stalls is dropped")
+	fl.StringVar(&f.linkerdNamespace, "linkerd-namespace", facts.DefaultLinkerdNamespace, "namespace of Linkerd's control plane, whose ConfigMap linkerd-config tells the installed version and settings")
 	fl.BoolVar(&f.enableHTTP2, "enable-http2", false, "offer HTTP/2 on the webhook port (off: HTTP/1.1 avoids HTTP/2 stream-reset attacks)")
 	fl.StringVar(&f.certMode, "cert-mode", certModeFiles, "files: serve the certificate in --cert-dir; self-managed: create and rotate it, and own the webhook's caBundle")
 	fl.StringVar(&f.namespace, "namespace", "", "self-managed: the webhook's own namespace (default $POD_NAMESPACE or the service account's namespace)")
@@ -113,6 +127,13 @@ func runServe(ctx context.Context, f *serveFlags) error {
 	if f.maxRequestBytes <= 0 {
 		return &UsageError{Err: fmt.Errorf("--max-request-bytes %d: must be positive", f.maxRequestBytes)}
 	}
+	if f.maxBytesInFlight <= 0 {
+		return &UsageError{Err: fmt.Errorf("--max-bytes-in-flight %d: must be positive", f.maxBytesInFlight)}
+	}
+	if f.bodyReadTimeout <= 0 {
+		return &UsageError{Err: fmt.Errorf("--body-read-timeout %s: must be positive", f.bodyReadTimeout)}
+	}
+	setDefaultMemoryLimit(log, "/sys/fs/cgroup")
 
 	// Load the config before anything else so a bad file fails fast, with its field paths.
 	if f.configPath != "" {
@@ -167,6 +188,9 @@ func runServe(ctx context.Context, f *serveFlags) error {
 		HealthProbeBindAddress: f.healthAddr,
 		MetricsBindAddress:     f.metricsAddr,
 		MaxRequestBytes:        f.maxRequestBytes,
+		MaxBytesInFlight:       f.maxBytesInFlight,
+		BodyReadTimeout:        f.bodyReadTimeout,
+		LinkerdNamespace:       f.linkerdNamespace,
 		EnableHTTP2:            f.enableHTTP2,
 		Log:                    log,
 	})
