@@ -197,7 +197,6 @@ func esTokens(es *unstructured.Unstructured) (all, some bool) {
 // cluster's, and every other test expects it absent (facts unknown).
 func TestDecisionsFollowTheInstalledLinkerd(t *testing.T) {
 	s := need(t)
-	t.Skip("serve does not read linkerd-config yet: the webhook helper's facts.Watcher (issue 12, item 1) is not merged into this branch")
 	ctx := testCtx(t)
 
 	s.installLinkerd(t, "linkerd", linkerdConfig220)
@@ -317,7 +316,6 @@ func TestDecisionsFollowTheInstalledLinkerd(t *testing.T) {
 // silently skips invalid values; our webhook says so, and kubectl prints it.
 func TestKubectlPrintsLinkerdAnnotationWarnings(t *testing.T) {
 	s := need(t)
-	t.Skip("the served webhook does not return the annotation lint's findings as warnings yet (the webhook helper wires policy.Admit into serve)")
 	t.Parallel()
 	labels, annotations := meshedNamespace(policy.ModeEnforce)
 	ns := s.namespace(t, "lint", labels, annotations)
