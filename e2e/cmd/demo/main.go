@@ -37,15 +37,12 @@ func main() {
 	os.Exit(code)
 }
 
-// The demo's namespaces: one per mode. Linkerd would inject all three
-// (linkerd.io/inject: enabled), so the table shows what our policy changes.
-var demoNamespaces = []struct {
+// demoNamespace is one of the demo's namespaces: Linkerd would inject all
+// of them (linkerd.io/inject: enabled), so the table shows what our policy
+// changes in each mode (see linkerdPhases).
+type demoNamespace struct {
 	name string
 	mode policy.Mode
-}{
-	{"demo-enforce", policy.ModeEnforce},
-	{"demo-audit", policy.ModeAudit},
-	{"demo-off", policy.ModeOff},
 }
 
 func run(ctx context.Context, stdout, stderr io.Writer) int {
@@ -113,21 +110,43 @@ func run(ctx context.Context, stdout, stderr io.Writer) int {
 	}
 
 	d := &demo{c: c, repo: repo, log: logw}
+	_, stopStandIn, err := d.startStandIn(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "demo: %v\n", err)
+		return 1
+	}
+	defer stopStandIn()
 	if err := d.waitWebhook(ctx); err != nil {
 		fmt.Fprintf(stderr, "demo: %v\n", err)
 		return 1
 	}
-	if err := d.applyAll(ctx); err != nil {
+	if err := d.prepare(); err != nil {
 		fmt.Fprintf(stderr, "demo: %v\n", err)
 		return 1
 	}
-	d.waitForPods(ctx)
+	for i, ph := range linkerdPhases {
+		env, err := d.installLinkerd(ctx, ph.configFile)
+		if err == nil {
+			err = d.waitFacts(ctx, env)
+		}
+		if err == nil {
+			err = d.applyPhase(ctx, i == 0, ph.label, env, ph.namespaces)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "demo: %v\n", err)
+			return 1
+		}
+		// Every Pod of this phase exists before linkerd-config changes.
+		d.waitForPods(ctx)
+	}
 	rows, err := d.collect(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "demo: %v\n", err)
 		return 1
 	}
+	d.printFacts(stdout)
 	printTable(stdout, rows)
+	printSideBySide(stdout, rows)
 	d.printWarnings(stdout)
 	failed := printChecks(stdout, checks(rows, d.warnings))
 
