@@ -43,8 +43,9 @@
 //     linkerd.io/proxy-version, linkerd.io/created-by and
 //     linkerd.io/trust-root-sha256 (sha256 of the trust bundle).
 //   - Services on CREATE without config.linkerd.io/opaque-ports get their
-//     namespace's value, else the Service ports (port, not targetPort) that
-//     are in proxy.opaquePorts.
+//     namespace's value, else the Service ports whose target port number
+//     is in proxy.opaquePorts (port 80 → targetPort 5432 gives "80"; a
+//     named targetPort gives nothing).
 //
 // It also records every object it is sent, so a test can check what our
 // webhook had already written when Linkerd's turn came.
@@ -539,15 +540,28 @@ func annotateServiceOpaquePorts(svc *unstructured.Unstructured, nsAnn map[string
 	}
 	v, ok := nsAnn[OpaquePortsAnnotation]
 	if !ok {
+		// A port is opaque when the port number it targets is in the
+		// default list; what is written is the Service port. A named
+		// targetPort is not resolved: such ports get nothing.
 		ports, _, _ := unstructured.NestedSlice(svc.Object, "spec", "ports")
 		var nums []int64
 		for _, p := range ports {
 			m, _ := p.(map[string]any)
-			if n, ok := portNumber(m["port"]); ok {
-				nums = append(nums, n)
+			port, ok := portNumber(m["port"])
+			if !ok {
+				continue
+			}
+			target := port
+			if t, set := m["targetPort"]; set {
+				if target, ok = portNumber(t); !ok {
+					continue
+				}
+			}
+			if inDefaultList([]int64{target}, cfg.Proxy.OpaquePorts) != "" {
+				nums = append(nums, port)
 			}
 		}
-		v = inDefaultList(nums, cfg.Proxy.OpaquePorts)
+		v = inDefaultList(nums, "1-65535")
 	}
 	if v == "" {
 		return

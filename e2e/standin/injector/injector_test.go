@@ -370,8 +370,9 @@ func TestServices(t *testing.T) {
 		ns        map[string]string
 		want      string // "" = no annotation
 	}{
-		{"the Service port counts, not the targetPort", svc(``, `{"port":80,"targetPort":5432},{"port":3306,"targetPort":"mysql"}`), nil, "3306"},
-		{"port 80 to targetPort 5432 gets nothing", svc(``, `{"port":80,"targetPort":5432}`), nil, ""},
+		{"port 80 to targetPort 5432 gets the Service port 80", svc(``, `{"port":80,"targetPort":5432}`), nil, "80"},
+		{"a default port with a named targetPort gets nothing", svc(``, `{"port":3306,"targetPort":"mysql"}`), nil, ""},
+		{"a default port to a non-default targetPort gets nothing", svc(``, `{"port":5432,"targetPort":9091}`), nil, ""},
 		{"a default port in a namespace without inject gets it", svc(``, `{"port":25},{"port":587}`), nil, "25,587"},
 		{"an existing annotation is left alone", svc(`"`+OpaquePortsAnnotation+`":"9999"`, `{"port":3306}`), nil, "9999"},
 		{"the namespace's annotation is inherited", svc(``, `{"port":3306}`), map[string]string{OpaquePortsAnnotation: "4406"}, "4406"},
