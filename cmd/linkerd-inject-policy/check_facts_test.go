@@ -207,3 +207,26 @@ func TestCheckRejectsBadFactFlags(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckSaysWhenTheClusterCannotBeRead(t *testing.T) {
+	repoRoot(t)
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	// A loopback port nothing listens on: the connection is refused at once.
+	cfg := "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\"}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {}}]\ncurrent-context: c\n"
+	if err := os.WriteFile(kubeconfig, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := checkRun(t, "", "-f", "examples/jobs", "--kubeconfig", kubeconfig)
+	if err == nil {
+		t.Fatalf("no error; output:\n%s", out)
+	}
+	if code := exitCode(err); code != 1 {
+		t.Errorf("exit code %d, want 1 (the input is fine, the cluster is not there)", code)
+	}
+	if msg := err.Error(); !strings.HasPrefix(msg, "read the facts from https://127.0.0.1:1: ") || strings.Contains(msg, "\n") {
+		t.Errorf("error %q, want one line naming the cluster", msg)
+	}
+	if out != "" {
+		t.Errorf("printed output:\n%s", out)
+	}
+}
