@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -317,7 +318,7 @@ func (e *eval) setInject(t *target, rule string, override bool, value, reason, m
 		e.skips = append(e.skips, Skip{
 			Rule:    rule,
 			Reason:  ReasonUserOverride,
-			Message: fmt.Sprintf("%s is explicitly %q; rule %s would set %q (%s), but an explicit value wins unless the rule has override: true", AnnotationInject, orig, rule, value, message),
+			Message: fmt.Sprintf("%s is explicitly %q; rule %s would set %q (%s), but an explicit value wins unless the rule has override: true", AnnotationInject, truncate(orig, 100), rule, value, message),
 			Path:    annotationPath(t, AnnotationInject),
 		})
 		return false
@@ -342,7 +343,7 @@ func (e *eval) setAnnotation(t *target, rule string, override bool, key, value, 
 		e.skips = append(e.skips, Skip{
 			Rule:    rule,
 			Reason:  ReasonUserOverride,
-			Message: fmt.Sprintf("%s is explicitly %q; rule %s would set %q (%s), but an explicit value wins unless the rule has override: true", key, orig, rule, value, message),
+			Message: fmt.Sprintf("%s is explicitly %q; rule %s would set %q (%s), but an explicit value wins unless the rule has override: true", key, truncate(orig, 100), rule, value, message),
 			Path:    annotationPath(t, key),
 		})
 		return
@@ -409,19 +410,16 @@ func (e *eval) trace(t *target, rules []string) {
 	}
 }
 
-// mergeTrace returns the sorted union of a trace value and rule names.
+// mergeTrace returns the sorted union of a trace value and rule names,
+// in n log n of the value's length (whatever the object arrived with).
 func mergeTrace(existing string, rules []string) string {
 	names := make([]string, 0, len(rules)+2)
 	for _, n := range strings.Split(existing, ",") {
-		if n = strings.TrimSpace(n); n != "" && !contains(names, n) {
+		if n = strings.TrimSpace(n); n != "" {
 			names = append(names, n)
 		}
 	}
-	for _, n := range rules {
-		if !contains(names, n) {
-			names = append(names, n)
-		}
-	}
+	names = append(names, rules...)
 	sort.Strings(names)
-	return strings.Join(names, ",")
+	return strings.Join(slices.Compact(names), ",")
 }

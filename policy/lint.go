@@ -24,6 +24,9 @@ const (
 	// FindingUnsupported: a name the installed Linkerd does not read yet
 	// (or no longer).
 	FindingUnsupported = "unsupported_annotation"
+	// FindingTooMany: the last finding when an object has more than
+	// maxFindings; it counts the rest.
+	FindingTooMany = "too_many_findings"
 )
 
 // maxFindings bounds the lint's work and output on one object: past it,
@@ -217,7 +220,7 @@ func (l *linter) add(code, path, format string, args ...any) {
 
 func (l *linter) done() []Finding {
 	if l.dropped > 0 {
-		l.findings = append(l.findings, Finding{Code: "too_many_findings", Message: fmt.Sprintf("%d more Linkerd annotation findings on this object not shown", l.dropped)})
+		l.findings = append(l.findings, Finding{Code: FindingTooMany, Message: fmt.Sprintf("%d more Linkerd annotation findings on this object not shown", l.dropped)})
 	}
 	return l.findings
 }
@@ -297,19 +300,19 @@ func (l *linter) value(path, key, v string) {
 	switch proxyAnnotations[key] {
 	case valueInject:
 		if v != "enabled" && v != "disabled" && v != "ingress" {
-			l.add(FindingInvalid, path, "%s=%q is not a value Linkerd accepts, so it ignores it%s", key, v, suggestValue(v, "enabled", "disabled", "ingress"))
+			l.add(FindingInvalid, path, "%s=%q is not a value Linkerd accepts, so it ignores it%s", key, truncate(v, 100), suggestValue(v, "enabled", "disabled", "ingress"))
 		}
 	case valueEnabled:
 		if v != "enabled" && v != "disabled" {
-			l.add(FindingInvalid, path, "%s=%q is not a value Linkerd accepts, so it ignores it%s", key, v, suggestValue(v, "enabled", "disabled"))
+			l.add(FindingInvalid, path, "%s=%q is not a value Linkerd accepts, so it ignores it%s", key, truncate(v, 100), suggestValue(v, "enabled", "disabled"))
 		}
 	case valueBool:
 		if _, err := strconv.ParseBool(v); err != nil {
-			l.add(FindingInvalid, path, "%s=%q is not a boolean, so Linkerd ignores it%s", key, v, suggestValue(strings.ToLower(v), "true", "false"))
+			l.add(FindingInvalid, path, "%s=%q is not a boolean, so Linkerd ignores it%s", key, truncate(v, 100), suggestValue(v, "true", "false"))
 		}
 	case valuePortList:
 		if _, err := parsePortSet(v, maxPortEntries); err != nil {
-			l.add(FindingInvalid, path, "%s=%q: %v", key, v, err)
+			l.add(FindingInvalid, path, "%s=%q: %v", key, truncate(v, 100), err)
 		}
 	}
 }
@@ -356,29 +359,38 @@ func didYouMean(key string) string {
 }
 
 // closest is the known name nearest to key, within max edits; "" if none.
-// Keys are bounded (annotation keys are at most 316 bytes) and the lint
-// stops after maxFindings, so this stays cheap.
+// Only names of about key's length are compared, and the lint stops after
+// maxFindings, so this stays cheap whatever the object holds.
 func closest(key string, max int) string {
-	if len(key) > 320 {
-		return ""
-	}
 	best, bestD := "", max+1
 	for _, n := range sortedProxyAnnotations {
-		if d := editDistance(n, key); d < bestD {
-			best, bestD = n, d
+		if near(n, key, bestD) {
+			if d := editDistance(n, key); d < bestD {
+				best, bestD = n, d
+			}
 		}
 	}
 	for _, n := range linkerdWritten {
-		if d := editDistance(n, key); d < bestD {
+		if near(n, key, bestD) && editDistance(n, key) < bestD {
 			return "" // a name Linkerd writes: not a typo of one it reads
 		}
 	}
 	return best
 }
 
+// near is a cheap bound: strings whose lengths differ by limit or more
+// are at least limit edits apart.
+func near(a, b string, limit int) bool {
+	d := len(a) - len(b)
+	return d < limit && -d < limit
+}
+
 func suggestValue(v string, valid ...string) string {
 	best, bestD := "", 3
 	for _, s := range valid {
+		if !near(v, s, bestD) {
+			continue
+		}
 		if d := editDistance(strings.ToLower(v), s); d < bestD {
 			best, bestD = s, d
 		}

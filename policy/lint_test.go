@@ -146,7 +146,7 @@ func TestLintStopsAfterTwentyFindings(t *testing.T) {
 	p := obj(t, "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n")
 	p.Object["metadata"].(map[string]any)["annotations"] = ann
 	got := Lint(p, Environment{})
-	if len(got) != maxFindings+1 || got[maxFindings].Code != "too_many_findings" {
+	if len(got) != maxFindings+1 || got[maxFindings].Code != FindingTooMany {
 		t.Fatalf("got %d findings, last %+v", len(got), got[len(got)-1])
 	}
 	if !strings.Contains(got[maxFindings].Message, "4980 more") {

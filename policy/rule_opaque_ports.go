@@ -14,10 +14,19 @@ type opaqueMatcher struct {
 	ports  map[int]struct{}
 	names  map[string]struct{}
 	images []string
+	// injector are the installed injector's own default opaque ports
+	// (proxy.opaquePorts), when known: once we annotate a pod the injector
+	// adds none of its defaults, so they must be in what we write.
+	injector coverage
 }
 
-func newOpaqueMatcher(r *OpaquePortsRule) *opaqueMatcher {
+func newOpaqueMatcher(r *OpaquePortsRule, env Environment) *opaqueMatcher {
 	m := &opaqueMatcher{ports: make(map[int]struct{}, len(r.Ports)), names: make(map[string]struct{}, len(r.PortNames)), images: r.Images}
+	if env.OpaquePorts != "" {
+		if set, err := parsePortSet(env.OpaquePorts, maxPortEntries); err == nil {
+			m.injector = set.coverage(nil)
+		}
+	}
 	for _, p := range r.Ports {
 		m.ports[p] = struct{}{}
 	}
@@ -27,7 +36,12 @@ func newOpaqueMatcher(r *OpaquePortsRule) *opaqueMatcher {
 	return m
 }
 
-func (m *opaqueMatcher) port(n int) bool { _, ok := m.ports[n]; return ok }
+func (m *opaqueMatcher) port(n int) bool {
+	if _, ok := m.ports[n]; ok {
+		return true
+	}
+	return m.injector.covers(n)
+}
 
 func (m *opaqueMatcher) name(s string) bool {
 	if s == "" || len(m.names) == 0 {
@@ -60,7 +74,7 @@ func (e *eval) ruleOpaquePorts(r *OpaquePortsRule) {
 	if len(r.Ports) == 0 && len(r.PortNames) == 0 && len(r.Images) == 0 {
 		return
 	}
-	m := newOpaqueMatcher(r)
+	m := newOpaqueMatcher(r, e.env)
 	if e.kind.name == "Service" {
 		e.opaqueService(m)
 		return

@@ -76,6 +76,9 @@ func (e *eval) workloadNamed(globs []string) bool {
 	gen, _ := getString(md, "generateName")
 	candidates := []string{name, gen}
 	refs, _ := md["ownerReferences"].([]any)
+	if len(refs) > maxOwnerNames {
+		refs = refs[:maxOwnerNames] // a pod has one or two; bound the work
+	}
 	for _, r := range refs {
 		if m, ok := r.(map[string]any); ok {
 			if n, _ := m["name"].(string); n != "" {
@@ -97,3 +100,6 @@ func (e *eval) workloadNamed(globs []string) bool {
 	}
 	return false
 }
+
+// maxOwnerNames bounds the owner references whose names a Pod is matched by.
+const maxOwnerNames = 8

@@ -180,6 +180,12 @@ spec: {containers: [{name: c, image: x, ports: [{name: SMTP, containerPort: 2500
 		{name: "port names can be switched off by configuration", manifest: mysql4406,
 			cfg:  func(c *Config) { c.BuiltinRules.OpaquePorts.PortNames = []string{} },
 			want: map[string]string{tmplOpaque: absent}},
+		{name: "the installed injector's own opaque ports are kept when the rule annotates a pod", manifest: `
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec: {containers: [{name: c, image: x, ports: [{name: mysql, containerPort: 4406}, {containerPort: 8888}, {containerPort: 8080}]}]}
+`, facts: "custom-opaque-ports.yaml", want: map[string]string{podOpaque: "4406,8888"}, reasons: []string{ReasonServerSpeaksFirst}},
 		{name: "a named port already listed by name counts as covered", manifest: `
 apiVersion: v1
 kind: Pod

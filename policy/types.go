@@ -77,7 +77,9 @@ type Decision struct {
 // warning, by check and by doctor.
 type Finding struct {
 	// Code is stable, snake_case: misplaced_annotation, invalid_annotation,
-	// unknown_annotation, deprecated_annotation, unsupported_annotation.
+	// unknown_annotation, deprecated_annotation, unsupported_annotation
+	// (the Finding… constants), and too_many_findings last when the lint
+	// stopped early.
 	Code string
 	// Path is where, e.g. "metadata.annotations[linkerd.io/inject]".
 	Path string
