@@ -16,6 +16,7 @@ all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/linkerd-inject-policy
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/linkerd-inject-policy-webhook ./cmd/linkerd-inject-policy-webhook
 
 # The Raspberry Pi target must never silently break.
 cross:
