@@ -25,8 +25,8 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 
-	"github.com/linkerd-inject-policy/linkerd-inject-policy/e2e/cluster"
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/doctor"
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/e2e/cluster"
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/policy"
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/webhook"
 )
