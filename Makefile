@@ -63,9 +63,8 @@ lint:
 # from Debian if missing): $(IMAGE):$(VERSION), also localhost/linkerd-inject-policy:$(VERSION).
 IMAGE ?= ghcr.io/linkerd-inject-policy/linkerd-inject-policy
 PLATFORMS ?= linux/amd64,linux/arm64
-# The image's entrypoint: the lean webhook binary once ./cmd/linkerd-inject-policy-webhook
-# exists; until then the full binary, which has the same serve and version.
-WEBHOOK_PKG ?= ./cmd/linkerd-inject-policy
+# The image's entrypoint: the lean webhook binary (serve and version only, no Helm SDK).
+WEBHOOK_PKG ?= ./cmd/linkerd-inject-policy-webhook
 image:
 	VERSION=$(VERSION) IMAGE=$(IMAGE) PLATFORMS=$(PLATFORMS) WEBHOOK_PKG=$(WEBHOOK_PKG) bash hack/image.sh
 

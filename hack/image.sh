@@ -12,7 +12,7 @@
 #                   the manifest list is also tagged localhost/linkerd-inject-policy:VERSION
 #   PLATFORMS       comma-separated (default linux/amd64,linux/arm64)
 #   WEBHOOK_PKG     Go package of the image's entrypoint, the lean webhook binary
-#                   (default ./cmd/linkerd-inject-policy until ./cmd/linkerd-inject-policy-webhook exists)
+#                   (default ./cmd/linkerd-inject-policy-webhook)
 #   IMAGE_CONTEXT   build context to stage into (default: the repository; the
 #                   e2e image test uses a temporary one)
 #   IMAGE_STAGE_ONLY=1  stop after staging (then: docker buildx build --platform ... .)
@@ -24,7 +24,7 @@ cd "$root"
 version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
 image=${IMAGE:-ghcr.io/linkerd-inject-policy/linkerd-inject-policy}
 platforms=${PLATFORMS:-linux/amd64,linux/arm64}
-webhook_pkg=${WEBHOOK_PKG:-./cmd/linkerd-inject-policy}
+webhook_pkg=${WEBHOOK_PKG:-./cmd/linkerd-inject-policy-webhook}
 driver=${LIP_STORAGE_DRIVER:-vfs}
 local_name=localhost/linkerd-inject-policy:$version
 
