@@ -419,15 +419,13 @@ func (r *runner) issuerRootSince(ctx context.Context, issuerRoot, issuer *x509.C
 }
 
 // issuerRenewalTime is when cert-manager renews the identity issuer next
-// (status.renewalTime of its Certificate), zero when unknown.
-func (r *runner) issuerRenewalTime(ctx context.Context) time.Time {
+// (as renewalOf reads its Certificate), zero when unknown.
+func (r *runner) issuerRenewalTime(ctx context.Context, issuer *x509.Certificate) time.Time {
 	cert, err := r.c.dynamic.Resource(certificateGVR).Namespace(ControlPlaneNamespace).Get(ctx, IssuerCertificate, metav1.GetOptions{})
 	if err != nil {
 		return time.Time{}
 	}
-	s, _, _ := unstructured.NestedString(cert.Object, "status", "renewalTime")
-	t, _ := time.Parse(time.RFC3339, s)
-	return t
+	return renewalOf(cert, issuer).at
 }
 
 // manageTrustBundle turns the issuer Secret's ca.crt (res.anchorPEM) into
@@ -510,7 +508,7 @@ func (r *runner) manageTrustBundle(ctx context.Context, res identityResult) (ide
 	}
 	res.anchorPEM = bundle
 	res.summary += ", " + bundleSummary(plan)
-	r.trustNotes = trustNotes(plan, r.effectiveIssuerRef(), caCert, issuerRoot, r.issuerRenewalTime(ctx), since.Add(r.issuanceLifetime()), now)
+	r.trustNotes = trustNotes(plan, r.effectiveIssuerRef(), caCert, issuerRoot, r.issuerRenewalTime(ctx, issuerChain[0]), since.Add(r.issuanceLifetime()), now)
 	return res, nil
 }
 
@@ -552,7 +550,7 @@ func trustNotes(p bundlePlan, ref issuerRef, caCert, issuerRoot *x509.Certificat
 		}
 	case len(p.added) > 0 && p.issuerUntrusted:
 		return []string{
-			fmt.Sprintf("trust-anchor rotation: the identity issuer in Secret %s/%s is signed by a root the cluster did not trust, %s: Linkerd's identity controller has refused it (IssuerUpdateSkipped) and kept its previous issuer, which mTLS depends on until it expires. The trust bundle in %s now holds the new root beside the old one. In order:", ControlPlaneNamespace, IssuerSecret, describeRoots(p.added), bundleCM),
+			fmt.Sprintf("trust-anchor rotation: the identity issuer in Secret %s/%s is signed by a root the cluster did not trust, %s: Linkerd's identity controller refuses it (IssuerUpdateSkipped) and keeps its previous issuer, which mTLS depends on until that expires, until it restarts with the new bundle. The trust bundle in %s now holds the new root beside the old one. In order:", ControlPlaneNamespace, IssuerSecret, describeRoots(p.added), bundleCM),
 			controlPlane + " The identity controller then loads the new issuer.",
 			"2. restart every meshed workload now (" + restart + "): proxies injected before this run do not trust the new root, and the identity controller now hands out certificates from it; " + doctor + ".",
 			drop,
