@@ -151,7 +151,11 @@ func (o Options) withDefaults() (Options, issuerRef, error) {
 	}
 	ref.Kind, ref.Name = kind, name
 	if o.DropOldTrustRoots && o.Identity != IdentityCertManager {
-		return o, issuerRef{}, usageError("--drop-old-trust-roots: only with --identity cert-manager (the generated identity keeps one trust anchor)")
+		return o, issuerRef{}, &Error{
+			Problem: "--drop-old-trust-roots: only with --identity cert-manager (the generated identity keeps one trust anchor)",
+			Fix:     "leave the flag out, or pass --identity cert-manager",
+			Usage:   true,
+		}
 	}
 	if o.PolicyMode == "" {
 		o.PolicyMode = PolicyModeAudit

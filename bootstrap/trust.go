@@ -438,7 +438,11 @@ func (r *runner) manageTrustBundle(ctx context.Context, res identityResult) (ide
 	}
 	if user, ok := r.userValues["identityTrustAnchorsPEM"].(string); ok && user != "" {
 		if r.o.DropOldTrustRoots {
-			return res, usageError("--drop-old-trust-roots: identityTrustAnchorsPEM in your values sets the trust bundle; drop the old root from that value instead")
+			return res, &Error{
+				Problem: "--drop-old-trust-roots: identityTrustAnchorsPEM in your values sets the trust bundle",
+				Fix:     "remove the old root from that value instead, or drop the value to let bootstrap manage the bundle",
+				Usage:   true,
+			}
 		}
 		return res, nil // the user's bundle, checked against the issuer's root by controlPlaneValues
 	}
@@ -599,6 +603,8 @@ func (r *runner) printTrustNotes() {
 	for i, n := range r.trustNotes {
 		if i > 0 {
 			n = "  " + n
+		} else if r.o.DryRun {
+			n = "dry run, the real run would report: " + n
 		}
 		fmt.Fprintf(r.out, "%s%s\n", prefix, n)
 	}

@@ -184,3 +184,11 @@ func TestTheBundleHashesAlikeInTheValueAndTheRenderedConfigMap(t *testing.T) {
 		t.Errorf("ConfigMap bundle hashes %s, the value %s", certs.TrustRootSHA256([]byte(got)), certs.TrustRootSHA256(bundle))
 	}
 }
+
+func TestDropOldTrustRootsNeedsTheCertManagerIdentity(t *testing.T) {
+	_, _, err := Options{Identity: IdentityGenerated, DropOldTrustRoots: true, WebhookChart: "chart"}.withDefaults()
+	assertOneLineError(t, err, "--drop-old-trust-roots: only with --identity cert-manager")
+	if _, _, err := (Options{Identity: IdentityCertManager, DropOldTrustRoots: true, WebhookChart: "chart"}).withDefaults(); err != nil {
+		t.Errorf("with --identity cert-manager: %v", err)
+	}
+}
