@@ -172,7 +172,7 @@ func TestTheBundleHashesAlikeInTheValueAndTheRenderedConfigMap(t *testing.T) {
 	bundle := certs.EncodeTrustBundle([]*x509.Certificate{mustRoot(t, "r1").Cert, mustRoot(t, "r2").Cert})
 	r := &runner{controlPlane: ch, anchorPEM: bundle, userValues: map[string]any{}}
 	var out bytes.Buffer
-	if err := renderRelease(helmRelease{name: ControlPlaneRelease, namespace: ControlPlaneNamespace, chart: ch, values: mustValues(t, r)}, "", nil, &out); err != nil {
+	if err := renderRelease(helmRelease{name: ControlPlaneRelease, namespace: ControlPlaneNamespace, chart: ch, values: mustValues(t, r)}, "v1.31.0", nil, &out); err != nil {
 		t.Fatal(err)
 	}
 	cm := find(parseStream(t, out.Bytes()), "ConfigMap", TrustRootsConfigMap)
