@@ -494,7 +494,7 @@ func (r *runner) manageTrustBundle(ctx context.Context, res identityResult) (ide
 			return res, err
 		} else if len(stale) > 0 {
 			return res, &Error{
-				Problem: fmt.Sprintf("--drop-old-trust-roots: %d meshed pods were injected with another trust bundle than the cluster's (%s)", len(stale), firstFew(stale, 5)),
+				Problem: fmt.Sprintf("--drop-old-trust-roots: meshed pods were injected with another trust bundle than the cluster's: %d (%s)", len(stale), firstFew(stale, 5)),
 				Fix:     "restart their workloads (kubectl rollout restart) so they hold the current bundle, check with linkerd-inject-policy doctor (stale_trust_root), then run again",
 			}
 		}
@@ -512,7 +512,15 @@ func (r *runner) manageTrustBundle(ctx context.Context, res identityResult) (ide
 	}
 	res.anchorPEM = bundle
 	res.summary += ", " + bundleSummary(plan)
-	r.trustNotes = trustNotes(plan, r.effectiveIssuerRef(), caCert, issuerRoot, r.issuerRenewalTime(ctx, issuerChain[0]), since.Add(r.issuanceLifetime()), now)
+	var stale []string
+	if plan.changed() || len(plan.old) > 0 {
+		// The pods to restart: injected with a bundle other than the one
+		// the cluster trusts after this run.
+		if stale, err = stalePods(ctx, r.c, bundle); err != nil {
+			return res, err
+		}
+	}
+	r.trustNotes = trustNotes(plan, r.effectiveIssuerRef(), caCert, issuerRoot, r.issuerRenewalTime(ctx, issuerChain[0]), since.Add(r.issuanceLifetime()), stale)
 	return res, nil
 }
 
@@ -537,12 +545,22 @@ func bundleSummary(p bundlePlan) string {
 	return n
 }
 
-// trustNotes says what a person must do after this run, in order. Empty
-// when the bundle holds only roots in use and nothing changed.
-func trustNotes(p bundlePlan, ref issuerRef, caCert, issuerRoot *x509.Certificate, issuerRenewal, dropAfter, now time.Time) []string {
+// trustNotes says what a person must do after this run, in order, naming
+// the stale pods (those injected with another bundle). Empty when the
+// bundle holds only roots in use and nothing changed.
+func trustNotes(p bundlePlan, ref issuerRef, caCert, issuerRoot *x509.Certificate, issuerRenewal, dropAfter time.Time, stale []string) []string {
 	bundleCM := fmt.Sprintf("ConfigMap %s/%s", ControlPlaneNamespace, TrustRootsConfigMap)
 	controlPlane := fmt.Sprintf("1. the control plane trusts the new bundle once Helm release %s/%s is upgraded with it (this run does that): its pods restart, since their templates carry the bundle's hash and Linkerd's identity controller reads the bundle only when it starts.", ControlPlaneNamespace, ControlPlaneRelease)
 	doctor := "`linkerd-inject-policy doctor` lists the pods still injected with another bundle (stale_trust_root)"
+	if len(stale) == 0 {
+		doctor += "; no pod holds another bundle now"
+	} else {
+		verb := "pods hold"
+		if len(stale) == 1 {
+			verb = "pod holds"
+		}
+		doctor += fmt.Sprintf("; %d %s another bundle now: %s", len(stale), verb, firstFew(stale, 5))
+	}
 	restart := "kubectl rollout restart deployment,statefulset,daemonset -n NAMESPACE for each meshed namespace"
 	drop := fmt.Sprintf("3. when doctor lists no stale_trust_root and it is after %s (the proxy certificates from an issuer of the old root have expired), run bootstrap again with --drop-old-trust-roots to remove the old root; until then every run keeps it.", dropAfter.UTC().Format(time.RFC3339))
 	switch {

@@ -282,7 +282,7 @@ func TestTrustAnchorRotationUnderCertManagerOnARealAPIServer(t *testing.T) {
 			"linkerd-control-plane 2026.11.1 upgraded",
 			"trust-anchor rotation: the CA behind ClusterIssuer/ca-issuer has a new root", "with a new key",
 			"1. the control plane trusts the new bundle", "2. restart every meshed workload before cert-manager renews the identity issuer from the new root (Certificate linkerd/linkerd-identity-issuer renews at 20",
-			"stale_trust_root", "3. when doctor lists no stale_trust_root", "--drop-old-trust-roots")
+			"stale_trust_root", "1 pod holds another bundle now: shop/web-1", "3. when doctor lists no stale_trust_root", "--drop-old-trust-roots")
 		assertBundle(t, cl, r1, r2)
 		requireIssuerVerifies(t, cl)
 	})
@@ -304,14 +304,14 @@ func TestTrustAnchorRotationUnderCertManagerOnARealAPIServer(t *testing.T) {
 	t.Run("a re-run keeps the old root and changes nothing else", func(t *testing.T) {
 		out := mustRun(t, opts(nil))
 		wantInOrder(t, out, "trust bundle 2 roots (1 old kept; see below)", "linkerd-control-plane 2026.11.1 unchanged",
-			"trust-anchor rotation in progress: the trust bundle keeps the old root", "--drop-old-trust-roots")
+			"trust-anchor rotation in progress: the trust bundle keeps the old root", "1 pod holds another bundle now: shop/web-1", "--drop-old-trust-roots")
 		assertBundle(t, cl, r1, r2)
 		requireIssuerVerifies(t, cl)
 	})
 
 	t.Run("--drop-old-trust-roots is refused while a pod holds another bundle", func(t *testing.T) {
 		_, err := runBootstrap(ctx, t, opts(func(o *Options) { o.DropOldTrustRoots = true }))
-		assertOneLineError(t, err, "--drop-old-trust-roots: 1 meshed pods were injected with another trust bundle than the cluster's (shop/web-1)", "kubectl rollout restart")
+		assertOneLineError(t, err, "--drop-old-trust-roots: meshed pods were injected with another trust bundle than the cluster's: 1 (shop/web-1)", "kubectl rollout restart")
 		assertBundle(t, cl, r1, r2)
 	})
 

@@ -123,7 +123,7 @@ func TestTrustNotesSayWhatToDoInOrder(t *testing.T) {
 		{
 			name: "a new CA root asks to restart the workloads before the issuer renews",
 			plan: planBundle([]*x509.Certificate{r1}, []*x509.Certificate{r1}, r2, false), ca: r2,
-			want: []string{"new root \"r2\"", "with a new key", "1. the control plane trusts the new bundle", "2. restart every meshed workload before cert-manager renews the identity issuer", "2026-12-02T10:00:00Z", "stale_trust_root", "3. when doctor lists no stale_trust_root and it is after 2026-12-03T10:00:00Z", "--drop-old-trust-roots"},
+			want: []string{"new root \"r2\"", "with a new key", "1. the control plane trusts the new bundle", "2. restart every meshed workload before cert-manager renews the identity issuer", "2026-12-02T10:00:00Z", "stale_trust_root", "1 pod holds another bundle now: shop/web-1", "3. when doctor lists no stale_trust_root and it is after 2026-12-03T10:00:00Z", "--drop-old-trust-roots"},
 		},
 		{
 			name: "an issuer from an untrusted root asks to restart the workloads now",
@@ -143,7 +143,7 @@ func TestTrustNotesSayWhatToDoInOrder(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			notes := strings.Join(trustNotes(tt.plan, ref, tt.ca, r2, renewal, dropAfter, time.Now()), "\n")
+			notes := strings.Join(trustNotes(tt.plan, ref, tt.ca, r2, renewal, dropAfter, []string{"shop/web-1"}), "\n")
 			at := 0
 			for _, w := range tt.want {
 				i := strings.Index(notes[at:], w)
@@ -155,7 +155,7 @@ func TestTrustNotesSayWhatToDoInOrder(t *testing.T) {
 		})
 	}
 	t.Run("a bundle of roots in use needs no notes", func(t *testing.T) {
-		if n := trustNotes(planBundle([]*x509.Certificate{r1}, []*x509.Certificate{r1}, r1, false), ref, r1, r1, renewal, dropAfter, time.Now()); n != nil {
+		if n := trustNotes(planBundle([]*x509.Certificate{r1}, []*x509.Certificate{r1}, r1, false), ref, r1, r1, renewal, dropAfter, nil); n != nil {
 			t.Errorf("notes = %q, want none", n)
 		}
 	})
