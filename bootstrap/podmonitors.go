@@ -3,13 +3,14 @@ package bootstrap
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/policy"
 )
 
 // The PodMonitors Linkerd's docs give for an external Prometheus operator,
@@ -163,63 +164,16 @@ const podMonitorProxy = `
 `
 
 // podMonitorSet says which PodMonitors suit a Linkerd version
-// (linkerdVersion of the control-plane chart): "admin" for edge-25.6.3 and
-// later or stable 2.19 and later, "admin-http" for older ones. An
-// unrecognised version gets "admin": bootstrap installs current charts.
-//
-// TODO: use policy.ParseLinkerdVersion once it is on main.
+// (linkerdVersion of the control-plane chart): "admin" from the release
+// that renamed the admin ports (edge-25.6.3, stable 2.19), "admin-http" for
+// older ones. An unrecognised version gets "admin": bootstrap installs
+// current charts.
 func podMonitorSet(version string) string {
-	v := strings.TrimSpace(version)
-	var n []int
-	var newer func() bool
-	switch {
-	case strings.HasPrefix(v, "edge-"):
-		n = leadingInts(strings.TrimPrefix(v, "edge-"))
-		newer = func() bool { return compareInts(n, []int{25, 6, 3}) >= 0 }
-	case strings.HasPrefix(v, "stable-"):
-		n = leadingInts(strings.TrimPrefix(v, "stable-"))
-		newer = func() bool { return compareInts(n, []int{2, 19}) >= 0 }
+	r := policy.ParseLinkerdVersion(version)
+	if r.Known() && !r.Since(policy.Version{Major: 2, Minor: 19}, [3]int{25, 6, 3}) {
+		return "admin-http"
 	}
-	if len(n) < 2 || newer() {
-		return "admin"
-	}
-	return "admin-http"
-}
-
-// leadingInts parses "25.6.3" (and "2.18.1-rc1") into its numbers.
-func leadingInts(s string) []int {
-	var out []int
-	for _, part := range strings.SplitN(s, ".", 3) {
-		digits := part
-		for i, r := range part {
-			if r < '0' || r > '9' {
-				digits = part[:i]
-				break
-			}
-		}
-		n, err := strconv.Atoi(digits)
-		if err != nil {
-			break
-		}
-		out = append(out, n)
-	}
-	return out
-}
-
-func compareInts(a, b []int) int {
-	for i := range b {
-		x := 0
-		if i < len(a) {
-			x = a[i]
-		}
-		if x != b[i] {
-			if x < b[i] {
-				return -1
-			}
-			return 1
-		}
-	}
-	return 0
+	return "admin"
 }
 
 // podMonitorObjects returns the PodMonitors in namespace, labelled

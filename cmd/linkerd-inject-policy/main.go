@@ -30,7 +30,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newCheckCmd(), newBootstrapCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newCheckCmd(), newBootstrapCmd(), newDoctorCmd(), newVersionCmd())
 	return root
 }
 

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/e2e/cluster"
 )
 
 type options struct {
@@ -35,6 +37,7 @@ type options struct {
 }
 
 func main() {
+	cluster.Isolate()
 	var o options
 	var levels string
 	flag.StringVar(&o.goBench, "go-bench", "", "output of go test -bench -benchmem (benchstat format)")

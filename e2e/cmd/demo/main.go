@@ -31,6 +31,7 @@ import (
 )
 
 func main() {
+	cluster.Isolate(cluster.ECKModule)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	code := run(ctx, os.Stdout, os.Stderr)
