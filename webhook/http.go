@@ -24,10 +24,11 @@ const (
 	// envelope).
 	DefaultMaxRequestBytes int64 = 7 << 20
 	// DefaultMaxBytesInFlight bounds the request bodies being read or
-	// decided at once. Decoded, a body costs about ten times its size
-	// (docs/operations.md), so 16 MiB of bodies is about five of the
-	// largest Pods the apiserver admits at once.
-	DefaultMaxBytesInFlight int64 = 16 << 20
+	// decided at once. Decoded, a body costs about 13 times its size
+	// (measured: docs/operations.md), so 8 MiB of bodies is two of the
+	// largest objects the apiserver admits (3 MiB) at once, about 80 MiB
+	// of heap; the chart's memory limit is sized for that.
+	DefaultMaxBytesInFlight int64 = 8 << 20
 	// DefaultBodyReadTimeout is how long a client may take to send the
 	// body once its headers are in; a client that stalls is dropped.
 	DefaultBodyReadTimeout = 10 * time.Second
