@@ -299,7 +299,8 @@ func (e *endpoint) abandon(r *http.Request, why error) {
 
 // readBody reads the whole body within the read deadline; a body over the
 // limit is an *httpError (413).
-func (e *endpoint) readBody(rc *http.ResponseController, r *http.Request) ([]byte, error) {	// Not http.MaxBytesReader: it makes the server close the connection at
+func (e *endpoint) readBody(rc *http.ResponseController, r *http.Request) ([]byte, error) {
+	// Not http.MaxBytesReader: it makes the server close the connection at
 	// once, and a client still sending then sees a reset instead of our 413.
 	n := r.ContentLength
 	if n < 0 {
