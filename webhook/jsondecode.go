@@ -197,6 +197,14 @@ func (d *jsonDecoder) array() ([]any, error) {
 	}
 }
 
+// numberError is a number no Go number holds (1e400): valid JSON, but
+// not a value of any Kubernetes object.
+type numberError struct{ number string }
+
+func (e *numberError) Error() string {
+	return "cannot unmarshal number " + e.number + " into a float64"
+}
+
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // number parses a number by JSON's grammar and converts it as
@@ -247,7 +255,7 @@ func (d *jsonDecoder) number() (any, error) {
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil {
-		return nil, fmt.Errorf("cannot unmarshal number %s into a float64", s)
+		return nil, &numberError{s}
 	}
 	return f, nil
 }

@@ -41,6 +41,8 @@ type reviewRequest struct {
 	Operation   string
 	DryRun      *bool
 	Object      map[string]any
+	// badObject names the JSON type of an object that is not an object.
+	badObject string
 }
 
 // decodeReview parses and checks an AdmissionReview; the error says what is
@@ -51,6 +53,10 @@ func decodeReview(body []byte) (*review, error) {
 	}
 	r, err := parseReview(body)
 	if err != nil {
+		var ne *numberError
+		if errors.As(err, &ne) {
+			return nil, badRequest("request.object is not a valid Kubernetes object: %v", err)
+		}
 		return nil, badRequest("request body is not an AdmissionReview JSON object: %v", err)
 	}
 	if r.Kind != "AdmissionReview" || (r.APIVersion != admissionV1 && r.APIVersion != admissionV1beta1) {
@@ -65,7 +71,7 @@ func decodeReview(body []byte) (*review, error) {
 	case req.Kind.Kind == "":
 		return nil, badRequest("AdmissionReview request %s has no kind", req.UID)
 	}
-	if (req.Operation == opCreate || req.Operation == opUpdate) && req.Object == nil {
+	if (req.Operation == opCreate || req.Operation == opUpdate) && req.Object == nil && req.badObject == "" {
 		return nil, badRequest("AdmissionReview request %s (%s %s) has no object", req.UID, req.Operation, req.Kind.Kind)
 	}
 	return r, nil
@@ -82,10 +88,14 @@ func parseReview(body []byte) (*review, error) {
 	d := &jsonDecoder{data: body}
 	d.skipSpace()
 	if d.pos >= len(body) || body[d.pos] != '{' {
-		if _, err := decodeJSONValue(body); err != nil {
+		v, err := decodeJSONValue(body)
+		if err != nil {
 			return nil, err
 		}
-		return nil, errors.New("not a JSON object")
+		if v == nil {
+			return &review{}, nil // null: as encoding/json, an empty review
+		}
+		return nil, fmt.Errorf("a JSON %s, not an object", jsonTypeName(v))
 	}
 	top := map[string]any{}
 	// The top level and the request are walked by hand so that the
@@ -136,7 +146,15 @@ func parseReview(body []byte) (*review, error) {
 			}
 			req.DryRun = &b
 		}
-		req.Object, _ = f.obj(reqMap, "object")
+		// An object that is not a JSON object is the object's fault, not the
+		// review's: it is reported for the kind once the kind is known.
+		switch o := reqMap["object"].(type) {
+		case map[string]any:
+			req.Object = o
+		case nil:
+		default:
+			req.badObject = jsonTypeName(o)
+		}
 		r.Request = req
 	}
 	if f.err != nil {
@@ -373,4 +391,21 @@ func appendValue(b []byte, v any) ([]byte, error) {
 		return b, fmt.Errorf("encode patch value %T: %w", v, err)
 	}
 	return append(b, j...), nil
+}
+
+// jsonTypeName names the JSON type of a decoded value, for messages.
+func jsonTypeName(v any) string {
+	switch v.(type) {
+	case map[string]any:
+		return "object"
+	case []any:
+		return "list"
+	case string:
+		return "string"
+	case bool:
+		return "boolean"
+	case nil:
+		return "null"
+	}
+	return "number"
 }
