@@ -123,7 +123,7 @@ func (m *admitter) review(ctx context.Context, req *reviewRequest, v *verdict) (
 			m.metrics.observeChange(c.Rule, c.Reason, v.mode)
 		}
 	}
-	warnings = append(warnings, skipWarnings(ref, d.Skipped)...)
+	warnings = append(warnings, skipWarnings(ref, d.Skipped, a.Mode == policy.ModeAudit)...)
 	resp.warnings = append(warnings, findingWarnings(ref, a.Findings)...)
 	m.logDecision(req, ref, a, v)
 	return resp, nil
@@ -205,12 +205,18 @@ func auditWarnings(ref objectRef, changes []policy.Change) []string {
 }
 
 // skipWarnings tell the user about values a rule deliberately left alone
-// (their own override, a value it could not parse, or a change the
-// installed Linkerd makes unnecessary), in every mode: the user should know
-// the policy did not apply and why.
-func skipWarnings(ref objectRef, skips []policy.Skip) []string {
+// (their own override, or a value it could not parse), in every mode: the
+// user should know the policy did not apply and why. A rule left out
+// because the installed Linkerd already does what it is for
+// (Skip.Informational: every Job on Linkerd 2.20) is news only in audit
+// mode, where people look at what the policy decides; in enforce mode it
+// would be one warning per Job and per Job pod, so it goes to the debug log.
+func skipWarnings(ref objectRef, skips []policy.Skip, audit bool) []string {
 	out := make([]string, 0, len(skips))
 	for _, s := range skips {
+		if s.Informational() && !audit {
+			continue
+		}
 		out = append(out, sanitizeWarning("linkerd-inject-policy: "+ref.String()+": left "+changeKey(s.Path)+" unchanged: "+s.Message))
 	}
 	return out

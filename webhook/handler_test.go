@@ -741,3 +741,42 @@ func TestDryRunIsHandledLikeAnyOtherRequest(t *testing.T) {
 		t.Errorf("decision log does not mark the dry run:\n%s", h.logs.String())
 	}
 }
+
+func TestANativeSidecarJobIsNewsOnlyInAudit(t *testing.T) {
+	env, err := policy.LinkerdFactsFromValues([]byte("linkerdVersion: edge-26.8.3\nproxy:\n  nativeSidecar: true\n"), "test values")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Kubernetes = policy.Version{Major: 1, Minor: 37}
+	raw := readReview(t, "job")
+	ns := reviewFixture(t, "job").Request.Namespace
+	for _, c := range []struct {
+		mode     policy.Mode
+		warnings int
+	}{{policy.ModeEnforce, 0}, {policy.ModeAudit, 1}} {
+		t.Run("in "+string(c.mode)+" mode", func(t *testing.T) {
+			h, err := NewHandler(HandlerOptions{
+				Config:     NewConfigStore(nil),
+				Namespaces: StaticNamespaces{ns: {policy.LabelMode: string(c.mode)}},
+				Env:        func() policy.Environment { return env },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := post(t, h, raw)
+			if a.status != http.StatusOK {
+				t.Fatalf("status %d: %s", a.status, a.body)
+			}
+			resp := a.review.Response
+			if len(resp.Patch) != 0 {
+				t.Errorf("a Job on Linkerd 2.20 must stay meshed, unpatched; got %s", resp.Patch)
+			}
+			if len(resp.Warnings) != c.warnings {
+				t.Fatalf("warnings %q, want %d", resp.Warnings, c.warnings)
+			}
+			if c.warnings > 0 && !strings.Contains(resp.Warnings[0], "native sidecar") {
+				t.Errorf("audit warning %q does not say why the Job is left meshed", resp.Warnings[0])
+			}
+		})
+	}
+}

@@ -105,9 +105,11 @@ func hostileCases(t *testing.T) []hostileCase {
 		{name: "5000 annotations are handled", body: pod(manyAnnotations, 3306), wantStatus: 200, wantPatch: true},
 		{name: "a Job declared as a Pod is admitted", body: jobAsPod, wantStatus: 200, wantPatch: true},
 		{name: "a Pod declared as a Job is admitted", body: podAsJob, wantStatus: 200, wantPatch: true},
-		// The apiserver never sends these (it decodes into typed objects first);
-		// the answer must still keep them: only additions, nothing dropped.
-		{name: "annotations with non-string values are kept and the policy still applies", body: pod(map[string]any{"n": 5, "b": true, "o": map[string]any{}}, 3306), wantStatus: 200, wantPatch: true, wantInPatch: "opaque-ports"},
+		// The apiserver never sends these (it decodes into typed objects
+		// first). Annotation values must be strings: like every malformed
+		// shape of a known kind it is a bad request naming the field, never
+		// a 500 and never a patch that rewrites what it cannot read.
+		{name: "annotations with non-string values are a bad request naming the field", body: pod(map[string]any{"n": 5, "b": true, "o": map[string]any{}}, 3306), wantStatus: 400, wantText: "metadata.annotations["},
 		{name: "containerPort -1 is ignored", body: pod(nil, -1), wantStatus: 200},
 		{name: "containerPort 99999 is ignored", body: pod(nil, 99999), wantStatus: 200},
 		{name: "containerPort as a string is ignored", body: pod(nil, "3306"), wantStatus: 200},
