@@ -210,7 +210,8 @@ func TestChartOnARealAPIServer(t *testing.T) {
 			ObjectMeta: metav1.ObjectMeta{Name: "migrate"},
 			Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
 				RestartPolicy: corev1.RestartPolicyNever,
-				Containers:    []corev1.Container{{Name: "migrate", Image: "migrate:1"}},
+				Containers: []corev1.Container{{Name: "migrate", Image: "migrate:1",
+					Ports: []corev1.ContainerPort{{ContainerPort: 3306}}}},
 			}}},
 		}
 		var got *batchv1.Job
@@ -225,9 +226,14 @@ func TestChartOnARealAPIServer(t *testing.T) {
 		if err != nil {
 			t.Fatalf("create a Job through the webhook: %v\n%s", err, tail(filepath.Join(dir, "webhook.log")))
 		}
-		applied := got.Spec.Template.Annotations["linkerd-inject-policy.io/applied"]
-		if !strings.Contains(applied, "jobs") {
-			t.Errorf("the Job was admitted without the policy (applied=%q, annotations %v)", applied, got.Spec.Template.Annotations)
+		// The served decision follows linkerd-config (edge-26.8.3, native
+		// sidecar on): the Job stays meshed, and its MySQL port is opaque.
+		ann := got.Spec.Template.Annotations
+		if applied := ann["linkerd-inject-policy.io/applied"]; applied != "opaque-ports" || ann["config.linkerd.io/opaque-ports"] != "3306" {
+			t.Errorf("the Job was not admitted with the policy for Linkerd 2.20 (applied=%q, annotations %v)", applied, ann)
+		}
+		if v, ok := ann["linkerd.io/inject"]; ok {
+			t.Errorf("a Job under Linkerd 2.20 must stay meshed (native sidecar), got linkerd.io/inject=%q", v)
 		}
 	})
 }
