@@ -186,19 +186,9 @@ func must[T any](v T, err error) func(*testing.T) T {
 func (s *e2eSuite) createNamespace(t *testing.T, ctx context.Context, name string, lbls, ann map[string]string) {
 	t.Helper()
 	must(s.cs.CoreV1().Namespaces().Create(ctx, namespace(name, lbls, ann), metav1.CreateOptions{}))(t)
-	if err := cluster.Poll(ctx, "ServiceAccount "+name+"/default", func(ctx context.Context) (bool, error) {
-		_, err := s.cs.CoreV1().ServiceAccounts(name).Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, client(err)
-	}); err != nil {
+	if err := s.c.WaitForDefaultServiceAccount(ctx, name); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func client(err error) error {
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	return err
 }
 
 // podsOf waits until the controller has made n pods matching sel.
