@@ -46,6 +46,9 @@ func (s *scan) admit(obj runtime.Object, ref Ref, workload string) error {
 	if a.Mode != policy.ModeEnforce && a.Mode != policy.ModeAudit {
 		return nil
 	}
+	if ref.Kind == "CronJob" {
+		s.nextJob[ref] = nextJobOf(a.Decision)
+	}
 	var drift, opaque []policy.Change
 	for _, c := range a.Decision.Changes {
 		if ref.Kind == "Service" && c.Rule == policy.RuleOpaquePorts && c.Path == "metadata.annotations["+policy.AnnotationOpaquePorts+"]" {
@@ -132,12 +135,12 @@ func (s *scan) pod(p *corev1.Pod) error {
 	if owned {
 		base.owner = top
 	}
-	if f, ok := jobStuckOnProxy(p); ok {
+	if f, native, ok := jobStuckOnProxy(p); ok {
 		f.Kind, f.Namespace, f.Name, f.Workload, f.owner = base.Kind, base.Namespace, base.Name, base.Workload, base.owner
 		job := metav1.GetControllerOf(&p.ObjectMeta).Name
 		f.Fix = "kubectl delete job " + shellQuote(job) + kubectlNS(p.Namespace)
 		if top.Kind == "CronJob" {
-			f.Message += fmt.Sprintf("; the next Job of CronJob %s will hang the same way until its template runs the proxy as a native sidecar or without one (see policy_drift for it)", top.Name)
+			s.nextJobOfCronJob(&f, top, native)
 		}
 		s.add(f)
 	}
@@ -165,6 +168,60 @@ func (s *scan) pod(p *corev1.Pod) error {
 	return nil
 }
 
+// nextJob is what the policy would do to a CronJob's template, as far as
+// whether its next Job completes.
+type nextJob int8
+
+const (
+	// nextJobUnknown: the policy leaves the template's injection alone for
+	// no reason of its own (mode off, or nothing to say).
+	nextJobUnknown nextJob = iota
+	// nextJobDrift: the policy would change the template's linkerd.io/inject
+	// or native-sidecar annotation (a policy_drift finding says what).
+	nextJobDrift
+	// nextJobNative: the policy leaves it meshed because the installed
+	// Linkerd runs the proxy as a native sidecar (native_sidecar_completes).
+	nextJobNative
+)
+
+func nextJobOf(d policy.Decision) nextJob {
+	for _, c := range d.Changes {
+		for _, k := range []string{policy.AnnotationInject, policy.AnnotationNativeSidecarGA, policy.AnnotationNativeSidecarBeta, policy.AnnotationNativeSidecarAlpha} {
+			if strings.HasSuffix(c.Path, "metadata.annotations["+k+"]") {
+				return nextJobDrift
+			}
+		}
+	}
+	for _, sk := range d.Skipped {
+		if sk.Reason == policy.ReasonNativeSidecarCompletes {
+			return nextJobNative
+		}
+	}
+	return nextJobUnknown
+}
+
+// nextJobOfCronJob says, on a stuck Job pod's finding, whether the next Job
+// of its CronJob will hang too, and makes the fix mend the template first
+// when the policy would change it. native is whether the stuck proxy is a
+// native sidecar already.
+func (s *scan) nextJobOfCronJob(f *Finding, cron Ref, native bool) {
+	switch s.nextJob[cron] {
+	case nextJobDrift:
+		f.Message += fmt.Sprintf("; the next Job of CronJob %s will hang the same way until its template runs the proxy as a native sidecar or without one, which the policy would change (see policy_drift for it)", cron.Name)
+		f.Fix = s.driftFix(cron) + " && " + f.Fix
+	case nextJobNative:
+		if !native {
+			// Injected before the installed Linkerd ran proxies as native
+			// sidecars (an upgrade, or nativeSidecar turned on since).
+			f.Message += fmt.Sprintf("; the next Job of CronJob %s gets the proxy as a native sidecar (Linkerd %s, proxy.nativeSidecar=true) and completes, so only this Job needs ending", cron.Name, s.env.Linkerd.Raw)
+		}
+	default:
+		if !native {
+			f.Message += fmt.Sprintf("; the next Job of CronJob %s will hang the same way until its template runs the proxy as a native sidecar or without one", cron.Name)
+		}
+	}
+}
+
 func short(sum string) string {
 	if len(sum) > 12 {
 		return sum[:12] + "…"
@@ -183,10 +240,10 @@ func isProxy(c corev1.Container) bool { return c.Name == ProxyContainer }
 // jobStuckOnProxy: a Job's pod whose own containers have all terminated
 // while linkerd-proxy still runs (the classic sidecar in containers, or a
 // native sidecar the kubelet has not stopped).
-func jobStuckOnProxy(p *corev1.Pod) (Finding, bool) {
+func jobStuckOnProxy(p *corev1.Pod) (f Finding, native, ok bool) {
 	c := metav1.GetControllerOf(&p.ObjectMeta)
 	if c == nil || c.Kind != "Job" {
-		return Finding{}, false
+		return Finding{}, false, false
 	}
 	how := ""
 	for _, st := range p.Status.ContainerStatuses {
@@ -196,11 +253,11 @@ func jobStuckOnProxy(p *corev1.Pod) (Finding, bool) {
 	}
 	for _, st := range p.Status.InitContainerStatuses {
 		if st.Name == ProxyContainer && st.State.Running != nil {
-			how = "as a native sidecar the kubelet has not stopped"
+			how, native = "as a native sidecar the kubelet has not stopped", true
 		}
 	}
 	if how == "" {
-		return Finding{}, false
+		return Finding{}, false, false
 	}
 	var done []string
 	for _, ct := range p.Spec.Containers {
@@ -209,18 +266,18 @@ func jobStuckOnProxy(p *corev1.Pod) (Finding, bool) {
 		}
 		st := containerStatus(p.Status.ContainerStatuses, ct.Name)
 		if st == nil || st.State.Terminated == nil {
-			return Finding{}, false
+			return Finding{}, false, false
 		}
 		done = append(done, fmt.Sprintf("%s: exit %d", ct.Name, st.State.Terminated.ExitCode))
 	}
 	if len(done) == 0 {
-		return Finding{}, false
+		return Finding{}, false, false
 	}
 	return Finding{
 		Code: CodeJobStuckOnProxy,
 		Message: fmt.Sprintf("the containers of Job %s's pod have finished (%s) but %s keeps running %s, so the Job never completes",
 			c.Name, strings.Join(done, ", "), ProxyContainer, how),
-	}, true
+	}, native, true
 }
 
 func containerStatus(sts []corev1.ContainerStatus, name string) *corev1.ContainerStatus {

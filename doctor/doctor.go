@@ -163,6 +163,7 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) (Result
 		env:     env,
 		owners:  map[Ref]Ref{},
 		tmplAnn: map[Ref]string{},
+		nextJob: map[Ref]nextJob{},
 		scanned: map[string]int{},
 	}
 	if note != "" {

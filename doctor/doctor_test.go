@@ -59,7 +59,8 @@ func TestRunReportsEachSituationWithItsOwnerAndNothingForHealthyObjects(t *testi
 		{"a MySQL Service without opaque-ports is not opaque",
 			key{CodeServiceOpaque, "Service", "apps", "mysql", ""}, "kubectl annotate service mysql -n apps config.linkerd.io/opaque-ports=3306", "3306"},
 		{"a Job pod whose container finished while the classic proxy runs is stuck, owned by its CronJob",
-			key{CodeJobStuckOnProxy, "Pod", "jobs", "backup-29000000-xk2p4", "CronJob/backup"}, "kubectl delete job backup-29000000 -n jobs", "backup: exit 0"},
+			key{CodeJobStuckOnProxy, "Pod", "jobs", "backup-29000000-xk2p4", "CronJob/backup"},
+			"kubectl get cronjob backup -n jobs -o yaml | linkerd-inject-policy check -f - | kubectl replace -f - && kubectl delete job backup-29000000 -n jobs", "backup: exit 0"},
 		{"the CronJob the jobs rule would change is drift",
 			key{CodePolicyDrift, "CronJob", "jobs", "backup", "CronJob/backup"}, "kubectl get cronjob backup -n jobs -o yaml | linkerd-inject-policy check -f - | kubectl replace -f -", "jobs sets"},
 		{"a MySQL Deployment created before the webhook is drift in enforce mode",
@@ -414,5 +415,56 @@ func TestAFindingOnAClusterScopedObjectGoesToTheClusterReport(t *testing.T) {
 	}
 	if len(reports) != 1 || reports[0].Namespace != "shop" || reports[0].Summary.Fail != 1 || reports[0].Results[0].Properties["workload"] != "Deployment/web" {
 		t.Errorf("namespace reports %+v", reports)
+	}
+}
+
+func TestWhetherTheNextJobOfACronJobHangsTooDependsOnWhatThePolicyWouldDoToItsTemplate(t *testing.T) {
+	const (
+		values214 = "linkerdVersion: stable-2.14.10\nproxy:\n  opaquePorts: 25,587,3306,4444,5432,6379,9300,11211\n"
+		deleteJob = "kubectl delete job nightly-1 -n batch"
+		mendCron  = "kubectl get cronjob nightly -n batch -o yaml | linkerd-inject-policy check -f - | kubectl replace -f - && "
+	)
+	for _, tt := range []struct {
+		name      string
+		values    string
+		nsLabels  map[string]string
+		template  map[string]string
+		drift     bool
+		fix, says string
+	}{
+		{"under 2.20 a template asking for the classic sidecar is drift, mended before the Job is ended",
+			linkerdValues, nil, classicSidecar, true, mendCron + deleteJob, "which the policy would change (see policy_drift for it)"},
+		{"under 2.20 a plain template gets a native sidecar next time: only this Job is ended",
+			linkerdValues, nil, nil, false, deleteJob, "the next Job of CronJob nightly gets the proxy as a native sidecar (Linkerd edge-26.8.3, proxy.nativeSidecar=true) and completes"},
+		{"under 2.14 a plain template is drift: the jobs rule disables injection",
+			values214, nil, nil, true, mendCron + deleteJob, "see policy_drift for it"},
+		{"in mode off the next Job hangs too and no drift is pointed to",
+			linkerdValues, map[string]string{"linkerd-inject-policy.io/mode": "off"}, classicSidecar, false, deleteJob, "the next Job of CronJob nightly will hang the same way until its template runs the proxy as a native sidecar or without one"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := podSpec(container("report", "busybox:1.36"))
+			cj := cronJob("batch", "nightly", spec)
+			cj.Spec.JobTemplate.Spec.Template.Annotations = tt.template
+			p := injected(pod("batch", "nightly-1-abcde", controller("batch/v1", "Job", "nightly-1"), spec, corev1.PodRunning), false, currentBundle)
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{running(ProxyContainer), terminated("report", 0)}
+			objs := append(linkerdObjectsWith(tt.values, currentBundle), namespace("batch", tt.nsLabels, nil), cj, jobOf("batch", "nightly-1", "nightly", spec), p)
+			got := keys(run(t, Options{}, objs...))
+			f, ok := got[key{CodeJobStuckOnProxy, "Pod", "batch", "nightly-1-abcde", "CronJob/nightly"}]
+			if !ok {
+				t.Fatalf("no job_stuck_on_proxy: %v", got)
+			}
+			if f.Fix != tt.fix {
+				t.Errorf("fix = %q, want %q", f.Fix, tt.fix)
+			}
+			if !strings.Contains(f.Message, tt.says) {
+				t.Errorf("message %q does not say %q", f.Message, tt.says)
+			}
+			if !tt.drift && strings.Contains(f.Message, "policy_drift") {
+				t.Errorf("message %q points to a policy_drift finding that does not exist", f.Message)
+			}
+			if _, drift := got[key{CodePolicyDrift, "CronJob", "batch", "nightly", "CronJob/nightly"}]; drift != tt.drift {
+				t.Errorf("CronJob drift = %v, want %v: %v", drift, tt.drift, got)
+			}
+		})
 	}
 }

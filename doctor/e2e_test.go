@@ -186,19 +186,9 @@ func must[T any](v T, err error) func(*testing.T) T {
 func (s *e2eSuite) createNamespace(t *testing.T, ctx context.Context, name string, lbls, ann map[string]string) {
 	t.Helper()
 	must(s.cs.CoreV1().Namespaces().Create(ctx, namespace(name, lbls, ann), metav1.CreateOptions{}))(t)
-	if err := cluster.Poll(ctx, "ServiceAccount "+name+"/default", func(ctx context.Context) (bool, error) {
-		_, err := s.cs.CoreV1().ServiceAccounts(name).Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, client(err)
-	}); err != nil {
+	if err := s.c.WaitForDefaultServiceAccount(ctx, name); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func client(err error) error {
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	return err
 }
 
 // podsOf waits until the controller has made n pods matching sel.
@@ -310,6 +300,10 @@ func TestDoctorOnARealCluster(t *testing.T) {
 	s.createNamespace(t, ctx, "dr-jobs", nil, nil)
 	jobSpec := podSpec(container(ProxyContainer, "cr.l5d.io/linkerd/proxy:edge-26.8.3", 4143, 4191), container("backup", "busybox:1.36"))
 	cj := cronJob("dr-jobs", "backup", jobSpec)
+	// Its template asks for the classic sidecar, which the jobs rule
+	// disables under 2.20 facts too (a plain template would be left meshed:
+	// the next Job gets a native sidecar).
+	cj.Spec.JobTemplate.Spec.Template.Annotations = classicSidecar
 	suspend := true
 	cj.Spec.Suspend = &suspend
 	cj = must(s.cs.BatchV1().CronJobs("dr-jobs").Create(ctx, cj, metav1.CreateOptions{}))(t)
@@ -334,8 +328,9 @@ func TestDoctorOnARealCluster(t *testing.T) {
 	misplaced.Annotations = map[string]string{"linkerd.io/inject": "enabled"}
 	must(s.cs.AppsV1().Deployments("dr-legacy").Create(ctx, misplaced, metav1.CreateOptions{}))(t)
 
-	// An Elasticsearch made before the webhook: the eck rule would give its
-	// node set the token (no ECK operator runs, so nothing else happens).
+	// An Elasticsearch made before the webhook: under 2.20 facts (projected
+	// tokens) the eck rule leaves it alone; with projection off it would give
+	// its node set the token (no ECK operator runs, so nothing else happens).
 	es := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "elasticsearch.k8s.elastic.co/v1", "kind": "Elasticsearch",
 		"metadata": map[string]any{"name": "logs", "namespace": "dr-legacy"},
@@ -365,12 +360,26 @@ func TestDoctorOnARealCluster(t *testing.T) {
 		{"the MySQL Deployment created while the webhook was off is drift", key{CodePolicyDrift, "Deployment", "dr-legacy", "mysql", "Deployment/mysql"}},
 	}
 	eckDrift := key{CodePolicyDrift, "Elasticsearch", "dr-legacy", "logs", "Elasticsearch/logs"}
-	t.Run("the Elasticsearch the eck rule would change is drift", func(t *testing.T) {
-		f, ok := got[eckDrift]
+	t.Run("with projected tokens the Elasticsearch is listed and left alone", func(t *testing.T) {
+		if _, ok := got[eckDrift]; ok {
+			t.Errorf("eck drift although Linkerd projects the token: %+v", got[eckDrift])
+		}
+		if !strings.Contains(stderr, "listed 1 elasticsearch so far") {
+			t.Errorf("Elasticsearch not listed:\n%s", stderr)
+		}
+	})
+	t.Run("with projection off in linkerd-config the Elasticsearch the eck rule would change is drift", func(t *testing.T) {
+		noProjection := strings.Replace(linkerdValues, "serviceAccountTokenProjection: true", "serviceAccountTokenProjection: false", 1)
+		if noProjection == linkerdValues {
+			t.Fatal("linkerdValues has no serviceAccountTokenProjection: true to turn off")
+		}
+		s.setLinkerdValues(t, ctx, noProjection)
+		defer s.setLinkerdValues(t, ctx, linkerdValues)
+		again, _ := s.doctorJSON(t, kc, "-n", "dr-legacy")
+		f, ok := again[eckDrift]
 		if !ok || !strings.Contains(f.Message, "automountServiceAccountToken") {
 			t.Errorf("no eck drift for Elasticsearch logs: %+v", f)
 		}
-		delete(got, eckDrift)
 	})
 	for _, w := range want {
 		t.Run(w.name, func(t *testing.T) {
@@ -448,6 +457,23 @@ func TestDoctorOnARealCluster(t *testing.T) {
 			t.Errorf("Deployment ok-opted-out has %d ReplicaSets, want 1 (not restarted)", len(other.Items))
 		}
 	})
+}
+
+// setLinkerdValues replaces the values of ConfigMap linkerd/linkerd-config
+// (doctor reads it on every run).
+func (s *e2eSuite) setLinkerdValues(t *testing.T, ctx context.Context, values string) {
+	t.Helper()
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cm, err := s.cs.CoreV1().ConfigMaps("linkerd").Get(ctx, "linkerd-config", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cm.Data["values"] = values
+		_, err = s.cs.CoreV1().ConfigMaps("linkerd").Update(ctx, cm, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
+		t.Fatalf("update linkerd-config: %v", err)
+	}
 }
 
 // readOnlyKubeconfig binds the ClusterRole from docs/doctor.md to a user

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/certs"
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/policy"
 )
 
 // Fixtures model a cluster as the kubelet, the controllers and Linkerd's
@@ -28,6 +29,10 @@ const (
 
 var always = corev1.ContainerRestartPolicyAlways
 
+// classicSidecar is a pod template asking Linkerd 2.20 for the classic
+// sidecar (the proxy in containers) instead of its default native one.
+var classicSidecar = map[string]string{policy.AnnotationNativeSidecarGA: "false"}
+
 func newFakeClient(objs ...runtime.Object) *fake.Clientset {
 	cs := fake.NewClientset(objs...)
 	cs.Discovery().(*fakediscovery.FakeDiscovery).FakedServerVersion = &version.Info{GitVersion: "v1.37.2", Major: "1", Minor: "37"}
@@ -38,10 +43,14 @@ func namespace(name string, labels, annotations map[string]string) *corev1.Names
 	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels, Annotations: annotations}}
 }
 
-func linkerdObjects(bundle string) []runtime.Object {
+func linkerdObjects(bundle string) []runtime.Object { return linkerdObjectsWith(linkerdValues, bundle) }
+
+// linkerdObjectsWith is Linkerd's namespace and ConfigMaps with values as
+// linkerd-config's values.
+func linkerdObjectsWith(values, bundle string) []runtime.Object {
 	return []runtime.Object{
 		namespace("linkerd", map[string]string{LabelAdmissionWebhooks: "disabled"}, nil),
-		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "linkerd", Name: "linkerd-config"}, Data: map[string]string{"values": linkerdValues}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "linkerd", Name: "linkerd-config"}, Data: map[string]string{"values": values}},
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "linkerd", Name: TrustRootsConfigMap}, Data: map[string]string{TrustRootsKey: bundle}},
 	}
 }
@@ -193,11 +202,18 @@ func clusterWithEverything() []runtime.Object {
 		service("apps", "ok-postgres", map[string]string{"config.linkerd.io/opaque-ports": "5432"}, 5432),
 
 		// job_stuck_on_proxy: a CronJob's Job whose pod runs the classic
-		// sidecar; the CronJob itself is policy_drift (the jobs rule).
-		cronJob("jobs", "backup", backup),
+		// sidecar, because the CronJob's template asks for it (the
+		// native-sidecar annotation "false", which Linkerd 2.20 reads); the
+		// CronJob itself is policy_drift (the jobs rule disables such Jobs).
+		func() *batchv1.CronJob {
+			cj := cronJob("jobs", "backup", backup)
+			cj.Spec.JobTemplate.Spec.Template.Annotations = classicSidecar
+			return cj
+		}(),
 		jobOf("jobs", "backup-29000000", "backup", backup),
 		func() *corev1.Pod {
 			p := injected(pod("jobs", "backup-29000000-xk2p4", controller("batch/v1", "Job", "backup-29000000"), backup, corev1.PodRunning), false, currentBundle)
+			p.Annotations[policy.AnnotationNativeSidecarGA] = "false"
 			p.Status.ContainerStatuses = []corev1.ContainerStatus{running(ProxyContainer), terminated("backup", 0)}
 			return p
 		}(),

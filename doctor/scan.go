@@ -37,6 +37,9 @@ type scan struct {
 	owners map[Ref]Ref
 	// tmplAnn is the linkerd.io/inject value of each workload's template.
 	tmplAnn map[Ref]string
+	// nextJob is what the policy says of each CronJob's template, for the
+	// job_stuck_on_proxy finding on its Jobs' pods.
+	nextJob map[Ref]nextJob
 
 	findings []Finding
 	scanned  map[string]int

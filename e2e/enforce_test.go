@@ -245,6 +245,9 @@ func TestExcludedNamespaces(t *testing.T) {
 				if err != nil {
 					t.Fatalf("create namespace %s: %v", ns, err)
 				}
+				if err := s.c.WaitForDefaultServiceAccount(testCtx(t), ns); err != nil {
+					t.Fatal(err)
+				}
 			}
 			s.apply(t, ns, "jobs/job.yaml")
 			job := s.get(t, gvrJob, ns, "db-migrate")

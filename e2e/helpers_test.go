@@ -72,6 +72,11 @@ func (s *suite) namespace(t *testing.T, base string, labels, annotations map[str
 	if _, err := s.cs.CoreV1().Namespaces().Create(testCtx(t), ns, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create namespace %s: %v", name, err)
 	}
+	// The ServiceAccount admission plugin refuses pods until the
+	// controller manager has made the namespace's default ServiceAccount.
+	if err := s.c.WaitForDefaultServiceAccount(testCtx(t), name); err != nil {
+		t.Fatal(err)
+	}
 	return name
 }
 
@@ -269,6 +274,9 @@ func (s *suite) waitEnforcing(ctx context.Context) error {
 	}}, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create probe namespace: %w", err)
+	}
+	if err := s.c.WaitForDefaultServiceAccount(ctx, probeNS); err != nil {
+		return err
 	}
 	return s.waitJobVerdict(ctx, probeNS, "disabled", nil)
 }

@@ -174,17 +174,17 @@ func Lint(obj *unstructured.Unstructured, env Environment) []Finding {
 		l.values(obj.Object, []any{"metadata"}, "")
 		return l.done()
 	}
-	var templates []string
-	var first string
+	// want is where Linkerd reads what is misplaced: the kind's one pod
+	// template, or every item's of its list.
+	var want string
 	switch {
 	case k.template != nil:
-		first = k.prefix + "metadata.annotations"
-		templates = append(templates, first)
+		want = k.prefix + "metadata.annotations"
 	case k.list != nil:
-		first = displayPath(k.list) + "[*]." + displayPath(k.item) + ".metadata.annotations"
+		want = displayPath(k.list) + "[*]." + displayPath(k.item) + ".metadata.annotations"
 	}
 	for _, m := range k.metadata {
-		l.misplaced(obj.Object, m, k.name, first)
+		l.misplaced(obj.Object, m, k.name, want)
 	}
 	switch {
 	case k.template != nil:

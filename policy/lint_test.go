@@ -106,6 +106,15 @@ spec: {nodeSets: [{name: a}, {name: b, podTemplate: {metadata: {annotations: {li
 			{FindingMisplaced, "metadata.annotations[linkerd.io/inject]", "spec.nodeSets[*].podTemplate.metadata.annotations"},
 			{FindingInvalid, "spec.nodeSets[1].podTemplate.metadata.annotations[linkerd.io/inject]", "not a value Linkerd accepts"},
 		}},
+		{name: "a kibana's own metadata is misplaced and its pod template is linted", manifest: `
+apiVersion: kibana.k8s.elastic.co/v1
+kind: Kibana
+metadata: {name: kb, annotations: {linkerd.io/inject: enabled}}
+spec: {podTemplate: {metadata: {annotations: {linkerd.io/inject: "yes"}}}}
+`, want: []Finding{
+			{FindingMisplaced, "metadata.annotations[linkerd.io/inject]", "put it in spec.podTemplate.metadata.annotations"},
+			{FindingInvalid, "spec.podTemplate.metadata.annotations[linkerd.io/inject]", "not a value Linkerd accepts"},
+		}},
 		{name: "kinds the engine does not know are not linted", manifest: `
 apiVersion: v1
 kind: ConfigMap

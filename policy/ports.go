@@ -186,14 +186,3 @@ func (s *intSet) add(n int) {
 	s.seen[n] = struct{}{}
 	s.list = append(s.list, n)
 }
-
-func (s *intSet) has(n int) bool { _, ok := s.seen[n]; return ok }
-
-func containsInt(list []int, v int) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}

@@ -40,6 +40,15 @@ type Options struct {
 	// ControllerManager also runs kube-controller-manager, so that Jobs,
 	// CronJobs, Deployments and StatefulSets get their Pods (and namespaces
 	// their default ServiceAccount).
+	//
+	// With it the apiserver also runs the ServiceAccount admission plugin,
+	// as a real one does (it sets a pod's serviceAccountName and mounts its
+	// token, and refuses a pod whose ServiceAccount does not exist yet):
+	// kube-controller-manager creates every namespace's default
+	// ServiceAccount and holds the signing key. Without it nothing would
+	// create that ServiceAccount, so the plugin stays off (as envtest has
+	// it). A test that creates a namespace and then pods in it waits with
+	// WaitForDefaultServiceAccount.
 	ControllerManager bool
 	// Log receives progress lines from the harness (nil: discard). The
 	// components' own output goes to files under Dir/logs.
@@ -69,6 +78,10 @@ type Cluster struct {
 	wdIn     io.WriteCloser
 	stopOnce sync.Once
 	stopErr  error
+
+	// saAdmission: the apiserver runs the ServiceAccount admission plugin
+	// (Options.ControllerManager).
+	saAdmission bool
 }
 
 // Binaries the harness needs in BinDir.
@@ -99,6 +112,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, retErr error) {
 		AuditLogPath:   filepath.Join(dir, "audit.log"),
 		BinDir:         bin,
 		log:            logw,
+		saAdmission:    opts.ControllerManager,
 	}
 	defer func() {
 		if retErr != nil {
@@ -148,8 +162,15 @@ func (c *Cluster) startControlPlane() error {
 		Out:     apiLog,
 		Err:     apiLog,
 	}
+	plugins := "NamespaceLifecycle,MutatingAdmissionWebhook,ValidatingAdmissionWebhook"
+	if c.saAdmission {
+		plugins = "NamespaceLifecycle,ServiceAccount,MutatingAdmissionWebhook,ValidatingAdmissionWebhook"
+		// envtest passes --disable-admission-plugins=ServiceAccount by
+		// default; the apiserver refuses a plugin both on and off.
+		api.Configure().Disable("disable-admission-plugins")
+	}
 	api.Configure().
-		Set("enable-admission-plugins", "NamespaceLifecycle,MutatingAdmissionWebhook,ValidatingAdmissionWebhook").
+		Set("enable-admission-plugins", plugins).
 		Set("audit-policy-file", policy).
 		Set("audit-log-path", c.AuditLogPath).
 		// The log backend is blocking by default: an event is on disk
@@ -336,7 +357,9 @@ func (c *Cluster) Ready(ctx context.Context) error {
 }
 
 // CreateNamespace creates a namespace with the given labels (test helper
-// shared by the e2e suite and the demo).
+// shared by the e2e suite and the demo) and, where the ServiceAccount
+// admission plugin runs, waits for its default ServiceAccount, so pods can
+// be created in it right away.
 func (c *Cluster) CreateNamespace(ctx context.Context, name string, labels map[string]string) error {
 	cs, err := kubernetes.NewForConfig(c.RESTConfig)
 	if err != nil {
@@ -346,7 +369,34 @@ func (c *Cluster) CreateNamespace(ctx context.Context, name string, labels map[s
 	if err != nil {
 		return fmt.Errorf("create namespace %s: %w", name, err)
 	}
-	return nil
+	return c.WaitForDefaultServiceAccount(ctx, name)
+}
+
+// WaitForDefaultServiceAccount waits until kube-controller-manager has
+// created ServiceAccount default in namespace ns. With the ServiceAccount
+// admission plugin on (Options.ControllerManager), a pod created in a new
+// namespace before that is refused ("serviceaccount \"default\" not found"),
+// and a controller's pod retried only after a back-off: call it between
+// creating a namespace and creating pods (or their controllers) in it.
+// Without the plugin it returns at once: nothing would create the
+// ServiceAccount, and nothing needs it.
+func (c *Cluster) WaitForDefaultServiceAccount(ctx context.Context, ns string) error {
+	if !c.saAdmission {
+		return nil
+	}
+	cs, err := kubernetes.NewForConfig(c.RESTConfig)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	return Poll(ctx, "ServiceAccount "+ns+"/default", func(ctx context.Context) (bool, error) {
+		_, err := cs.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil, err
+	})
 }
 
 // logTail returns the last lines of the named component logs, for errors.

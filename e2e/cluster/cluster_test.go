@@ -56,6 +56,16 @@ spec:
 			if refs := pods.Items[0].OwnerReferences; len(refs) != 1 || refs[0].Kind != "Job" {
 				t.Fatalf("pod owner = %+v, want the Job", refs)
 			}
+			// The ServiceAccount admission plugin ran, as on a real
+			// apiserver: it named the ServiceAccount and mounted its token.
+			p := pods.Items[0]
+			token := false
+			for _, v := range p.Spec.Volumes {
+				token = token || strings.HasPrefix(v.Name, "kube-api-access-") && v.Projected != nil
+			}
+			if p.Spec.ServiceAccountName != "default" || !token {
+				t.Fatalf("pod serviceAccountName %q, volumes %+v: the ServiceAccount admission plugin did not run", p.Spec.ServiceAccountName, p.Spec.Volumes)
+			}
 			break
 		}
 		select {

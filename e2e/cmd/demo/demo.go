@@ -165,6 +165,9 @@ func (d *demo) applyPhase(ctx context.Context, first bool, label string, env pol
 		if _, err := cs.CoreV1().Namespaces().Create(ctx, obj, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("create namespace %s: %w", ns.name, err)
 		}
+		if err := d.c.WaitForDefaultServiceAccount(ctx, ns.name); err != nil {
+			return err
+		}
 		d.namespaces[ns.name] = string(ns.mode)
 		d.phase[ns.name], d.env[ns.name], d.labels[ns.name] = label, env, labels
 	}

@@ -32,10 +32,10 @@
 //     for pods left uninjected too.
 //   - With identity.serviceAccountTokenProjection true the proxy gets the
 //     projected volume linkerd-identity-token (so automountServiceAccountToken
-//     false does not matter); with it false such pods are skipped. (The
-//     harness's apiserver lacks the ServiceAccount admission plugin, so the
-//     stand-in sets serviceAccountName: default where it is empty, as that
-//     plugin would have before any webhook.)
+//     false does not matter); with it false such pods are skipped. The
+//     pod's serviceAccountName comes from the ServiceAccount admission
+//     plugin, which runs before any webhook (e2e/cluster turns it on with
+//     the controller manager).
 //   - hostNetwork pods, pods that already have linkerd-proxy, and invalid
 //     inject values (yes, enable) are skipped; nothing tells the user.
 //   - Namespace config.linkerd.io/ (and .alpha/.beta) annotations the pod
@@ -466,18 +466,10 @@ func inject(pod *unstructured.Unstructured, nsAnn map[string]string, cfg *config
 		proxy["env"] = env
 	}
 	if cfg.Identity.ServiceAccountTokenProjection {
-		// On a real apiserver the ServiceAccount admission plugin sets
-		// serviceAccountName (default: "default") before any webhook, so
-		// the real injector never sees a pod without one. The e2e
-		// harness's apiserver runs without that plugin (envtest disables
-		// it), and then refuses the projected token ("must not be
-		// specified when serviceAccountName is not set"): the stand-in
-		// does the plugin's part here, and only this.
-		if name, _, _ := unstructured.NestedString(pod.Object, "spec", "serviceAccountName"); name == "" {
-			if err := unstructured.SetNestedField(pod.Object, "default", "spec", "serviceAccountName"); err != nil {
-				return fmt.Errorf("set serviceAccountName: %w", err)
-			}
-		}
+		// serviceAccountName is the ServiceAccount admission plugin's
+		// (default: "default", set before any webhook), as on a real
+		// apiserver: the harness runs that plugin wherever it runs the
+		// controller manager, which every suite using this stand-in does.
 		proxy["volumeMounts"] = []any{map[string]any{"name": TokenVolumeName, "mountPath": "/var/run/secrets/tokens"}}
 		vols, _, _ := unstructured.NestedSlice(pod.Object, "spec", "volumes")
 		vols = append(vols, map[string]any{

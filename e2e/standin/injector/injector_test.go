@@ -290,8 +290,8 @@ func TestServiceAccountTokenProjection(t *testing.T) {
 	if !found {
 		t.Errorf("no projected %s volume: %v", TokenVolumeName, vols)
 	}
-	if sa, _, _ := unstructured.NestedString(pod.Object, "spec", "serviceAccountName"); sa != "default" {
-		t.Errorf("serviceAccountName %q, want default (what the ServiceAccount admission plugin sets before webhooks)", sa)
+	if sa, found, _ := unstructured.NestedString(pod.Object, "spec", "serviceAccountName"); found {
+		t.Errorf("serviceAccountName %q set by the injector: that is the ServiceAccount admission plugin's, before any webhook", sa)
 	}
 	pod, _ = admit(t, cluster(values220, enabledNS), "Pod", podWith(``, `"serviceAccountName":"app","containers":[{"name":"app","image":"x"}]`))
 	if sa, _, _ := unstructured.NestedString(pod.Object, "spec", "serviceAccountName"); sa != "app" {
