@@ -26,21 +26,27 @@ func rank(m Mode) int {
 // Unknown label or annotation values are ignored: a typo never raises the
 // mode, and never silently turns the policy off either.
 func ResolveMode(cfg *Config, namespace string, namespaceLabels map[string]string, objectAnnotations map[string]string) Mode {
+	m, _ := resolveMode(cfg, namespace, namespaceLabels, objectAnnotations)
+	return m
+}
+
+// resolveMode is ResolveMode with the reason for the mode.
+func resolveMode(cfg *Config, namespace string, namespaceLabels map[string]string, objectAnnotations map[string]string) (Mode, string) {
 	if cfg == nil {
 		cfg = DefaultConfig()
 	}
 	if cfg.IsExcluded(namespace) {
-		return ModeOff
+		return ModeOff, ModeReasonExcludedNamespace
 	}
-	mode := cfg.DefaultMode
+	mode, reason := cfg.DefaultMode, ModeReasonDefaultMode
 	if rank(mode) < 0 {
 		mode = ModeEnforce
 	}
 	if v, ok := namespaceLabels[LabelMode]; ok && rank(Mode(v)) >= 0 {
-		mode = Mode(v)
+		mode, reason = Mode(v), ModeReasonNamespaceLabel
 	}
 	if v, ok := objectAnnotations[LabelMode]; ok && rank(Mode(v)) >= 0 && rank(Mode(v)) < rank(mode) {
-		mode = Mode(v)
+		mode, reason = Mode(v), ModeReasonObjectAnnotation
 	}
-	return mode
+	return mode, reason
 }

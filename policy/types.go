@@ -38,6 +38,9 @@ type Context struct {
 	Namespace string
 	// NamespaceLabels of that namespace; nil when unknown.
 	NamespaceLabels map[string]string
+	// Env is what is known of the installed Linkerd and Kubernetes; the
+	// zero value knows nothing (rules behave as for Linkerd 2.11).
+	Env Environment
 }
 
 // Change is one modification a rule makes (or, in audit mode, would make).
@@ -67,6 +70,19 @@ type Decision struct {
 	Object  *unstructured.Unstructured
 	Changes []Change
 	Skipped []Skip
+}
+
+// Finding is something wrong with the object's Linkerd annotations that the
+// policy does not rewrite (the annotation lint): reported as an admission
+// warning, by check and by doctor.
+type Finding struct {
+	// Code is stable, snake_case: misplaced_annotation, invalid_annotation,
+	// unknown_annotation, deprecated_annotation, unsupported_annotation.
+	Code string
+	// Path is where, e.g. "metadata.annotations[linkerd.io/inject]".
+	Path string
+	// Message is one sentence saying what is wrong and what to write instead.
+	Message string
 }
 
 // Changed reports whether any rule changed the object.

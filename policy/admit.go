@@ -1,0 +1,59 @@
+package policy
+
+import (
+	"errors"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// Why a mode was chosen (Admission.ModeReason).
+const (
+	ModeReasonExcludedNamespace = "excluded_namespace"
+	ModeReasonNamespaceLabel    = "namespace_label"
+	ModeReasonDefaultMode       = "default_mode"
+	ModeReasonObjectAnnotation  = "object_annotation"
+)
+
+// Admission is what admitting an object means, decided once for every
+// caller: the webhook, check and doctor.
+type Admission struct {
+	// Mode the object is admitted in, and why (a ModeReason… constant).
+	Mode       Mode
+	ModeReason string
+	// Decision is what the rules change (enforce makes it, audit reports
+	// it). In mode off, or for kinds the engine does not know, it is the
+	// object unchanged.
+	Decision Decision
+	// Findings are the annotation lint's, in every mode but for excluded
+	// namespaces.
+	Findings []Finding
+}
+
+// Admit is the one admission semantics: it resolves the mode of obj in ctx
+// (exclusions, the namespace label, the object's own lowering annotation),
+// then evaluates the rules with ctx's facts. It is pure, like Evaluate.
+func Admit(obj *unstructured.Unstructured, ctx Context, cfg *Config) (Admission, error) {
+	if obj == nil || obj.Object == nil {
+		return Admission{}, errors.New("admit: no object")
+	}
+	if cfg == nil {
+		cfg = DefaultConfig()
+	}
+	if ctx.Namespace == "" {
+		ctx.Namespace, _ = getString(getMap(obj.Object, "metadata"), "namespace")
+	}
+	a := Admission{Decision: Decision{Object: obj}}
+	a.Mode, a.ModeReason = resolveMode(cfg, ctx.Namespace, ctx.NamespaceLabels, obj.GetAnnotations())
+	if a.ModeReason == ModeReasonExcludedNamespace {
+		return a, nil
+	}
+	if !Supported(obj.GroupVersionKind()) || a.Mode == ModeOff {
+		return a, nil
+	}
+	d, err := Evaluate(obj, ctx, cfg)
+	if err != nil {
+		return Admission{}, err
+	}
+	a.Decision = d
+	return a, nil
+}
