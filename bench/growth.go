@@ -34,13 +34,14 @@ func growthPod(containers []any, annotations map[string]any) Object {
 }
 
 // serverFirstContainers is n containers, each declaring the eight
-// server-speaks-first ports under names unique in the Pod.
+// server-speaks-first ports under names unique in the Pod (protocol left
+// to its default, TCP, to keep the largest within the apiserver's limit).
 func serverFirstContainers(n int) []any {
 	out := make([]any, 0, n)
 	for i := range n {
 		ports := make([]any, 0, len(serverFirst))
 		for j, p := range serverFirst {
-			ports = append(ports, portEntry(fmt.Sprintf("c%d-%d", i, j), p))
+			ports = append(ports, map[string]any{"name": fmt.Sprintf("c%d-%d", i, j), "containerPort": p})
 		}
 		out = append(out, map[string]any{"name": fmt.Sprintf("c%d", i), "image": "example/app:1", "ports": ports})
 	}
@@ -60,7 +61,9 @@ func unresolvedNames(n int) string {
 // Families are the growth benchmarks' objects (issue #17): each grows one
 // part of what the apiserver may send, from a size where fixed costs
 // dominate to one where the growth shows; the last, names-containers,
-// grows two parts at once, as the slowest input found did.
+// grows two parts at once, as the slowest input found did. Port-name
+// lists stay under the policy's cap of 1,000 entries, so every size is
+// evaluated in full.
 func Families() []Family {
 	return []Family{
 		{
@@ -108,14 +111,14 @@ func Families() []Family {
 		},
 		{
 			Name: "opaque-names", Dimension: "unresolvable names in config.linkerd.io/opaque-ports (8 containers × 8 server-speaks-first ports)",
-			Sizes: []int{16, 64, 256, 1024},
+			Sizes: []int{12, 50, 200, 800},
 			Object: func(n int) Object {
 				return growthPod(serverFirstContainers(8), map[string]any{"config.linkerd.io/opaque-ports": unresolvedNames(n)})
 			},
 		},
 		{
 			Name: "names-containers", Dimension: "n unresolvable opaque-ports names and n containers × 8 server-speaks-first ports",
-			Sizes: []int{16, 64, 256, 1024},
+			Sizes: []int{12, 50, 200, 800},
 			Object: func(n int) Object {
 				return growthPod(serverFirstContainers(n), map[string]any{"config.linkerd.io/opaque-ports": unresolvedNames(n)})
 			},
@@ -142,4 +145,53 @@ func LargestPod(bytes int) Object {
 		}}},
 	}
 	return Object{"Pod", "", "v1", "Pod", "pods", "apps", mustJSON(pod)}
+}
+
+// Hostile is one of the inputs of issue #17: an object the apiserver
+// admits that once cost the webhook seconds of CPU, memory, or an
+// inconsistent status.
+type Hostile struct {
+	Name   string
+	Object Object
+}
+
+// HostileInputs are the inputs of issue #17's table that fit one request
+// (the stalled body and the concurrent largest Pods are measured apart).
+func HostileInputs() []Hostile {
+	pod := func(spec any, meta map[string]any) Object {
+		m := map[string]any{"name": "bad", "namespace": "apps"}
+		for k, v := range meta {
+			m[k] = v
+		}
+		o := map[string]any{"apiVersion": "v1", "kind": "Pod", "metadata": m, "spec": spec}
+		return Object{"Pod", "", "v1", "Pod", "pods", "apps", mustJSON(o)}
+	}
+	containers := []any{map[string]any{"name": "app", "image": "example/app:1"}}
+	deployment := map[string]any{"apiVersion": "apps/v1", "kind": "Deployment",
+		"metadata": map[string]any{"name": "bad", "namespace": "apps"},
+		"spec":     map[string]any{"template": "oops"}}
+	es := map[string]any{"apiVersion": "elasticsearch.k8s.elastic.co/v1", "kind": "Elasticsearch",
+		"metadata": map[string]any{"name": "bad", "namespace": "apps"},
+		"spec": map[string]any{"version": "8.15.0", "nodeSets": []any{
+			map[string]any{"name": "a", "count": 1, "podTemplate": map[string]any{"metadata": []any{}}}}}}
+	return []Hostile{
+		{"a Pod of 6,480 containers × 8 server-speaks-first ports, 1,800 unresolvable opaque-ports names",
+			growthPod(serverFirstContainers(6480), map[string]any{"config.linkerd.io/opaque-ports": unresolvedNames(1800)})},
+		{"an Elasticsearch with 40,000 empty nodeSets", Object{"Elasticsearch", "elasticsearch.k8s.elastic.co", "v1", "Elasticsearch", "elasticsearches", "apps",
+			mustJSON(map[string]any{"apiVersion": "elasticsearch.k8s.elastic.co/v1", "kind": "Elasticsearch",
+				"metadata": map[string]any{"name": "logs", "namespace": "apps"},
+				"spec":     map[string]any{"version": "8.15.0", "nodeSets": emptyObjects(40000)}})}},
+		{"a Pod with `spec: []`", pod([]any{}, nil)},
+		{"a Pod with `metadata.annotations: \"string\"`", pod(map[string]any{"containers": containers}, map[string]any{"annotations": "string"})},
+		{"a Deployment with `spec.template: \"oops\"`", Object{"Deployment", "apps", "v1", "Deployment", "deployments", "apps", mustJSON(deployment)}},
+		{"an Elasticsearch with `podTemplate.metadata: []`", Object{"Elasticsearch", "elasticsearch.k8s.elastic.co", "v1", "Elasticsearch", "elasticsearches", "apps", mustJSON(es)}},
+	}
+}
+
+func emptyObjects(n int) []any {
+	out := make([]any, n)
+	for i := range out {
+		out[i] = map[string]any{}
+	}
+	return out
 }

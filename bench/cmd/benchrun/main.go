@@ -36,6 +36,7 @@ type options struct {
 	pods      int
 	workers   int
 	rounds    int
+	hostile   bool
 	cluster   bool
 	commit    string
 	kyvernoNo string
@@ -60,6 +61,7 @@ func main() {
 	flag.IntVar(&o.pods, "pods", 500, "Pods created per admission set-up on the real apiserver")
 	flag.IntVar(&o.workers, "pod-workers", 16, "concurrent Pod creations")
 	flag.IntVar(&o.rounds, "pod-rounds", 3, "rounds of Pod creation, the set-ups taking turns in each")
+	flag.BoolVar(&o.hostile, "hostile", true, "send the inputs of issue #17 (and stalled bodies) to our server")
 	flag.BoolVar(&o.cluster, "cluster", true, "run the Pod-creation measurements on a real apiserver")
 	flag.StringVar(&o.commit, "commit", "", "git commit measured, for the report")
 	flag.StringVar(&o.kyverno, "kyverno-dir", "", "directory with a Kyverno build (kyverno, crds/, install.yaml) to measure side by side")
@@ -179,6 +181,11 @@ func run(ctx context.Context, o options, stdout, progress io.Writer) error {
 	if len(o.largest) > 0 {
 		if rep.Largest, err = measureLargest(ctx, []serverKind{ours, noop}, dir, o.largestKB<<10, o.largest, progress); err != nil {
 			return fmt.Errorf("largest admissible Pod: %w", err)
+		}
+	}
+	if o.hostile {
+		if rep.Hostile, rep.Stall, err = measureHostile(ctx, ours, dir, progress); err != nil {
+			return fmt.Errorf("hostile inputs: %w", err)
 		}
 	}
 	if o.cluster {

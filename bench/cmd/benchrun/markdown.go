@@ -230,6 +230,7 @@ func (r report) markdown() string {
 	r.goBenchmarks(p)
 	r.load(p)
 	r.largest(p)
+	r.hostile(p)
 	r.pods(p)
 	r.profiles(p)
 	r.peers(p)
@@ -543,5 +544,33 @@ func (r report) peers(p printer) {
 	if ours := r.run(roleOurs, targetConcurrency); ours != nil {
 		p("Kyverno publishes an average of %.1f ms per admission request for 1 replica at 100 virtual users; our mean at %d clients here is %s (different hardware and load shape: an order of magnitude, not a ranking). Linkerd's proxy injector requests %d MiB of memory; ours peaked at %s under load.\n",
 			publishedKyvernoMs, targetConcurrency, ms(mean(ours.Latencies)), linkerdInjectorMiB, mib(r.server(roleOurs).AfterLoad.HWM))
+	}
+}
+
+func (r report) hostile(p printer) {
+	if len(r.Hostile) == 0 && r.Stall == nil {
+		return
+	}
+	p("\n### The inputs of issue #17\n\nEach sent once to a fresh `serve` (the client waits up to %s for the answer); server CPU is the process's CPU time from the request until it stopped working (watched up to %s more: a request the client gave up on may still be evaluated); RSS is VmHWM afterwards.\n\n", hostileTimeout, hostileSettle)
+	p("| input | object bytes | answer | wall | server CPU | peak RSS |\n|---|---:|---|---:|---:|---:|\n")
+	for _, h := range r.Hostile {
+		cpu := ms(h.CPU)
+		if h.Busy {
+			cpu = "> " + cpu + " (still working)"
+		}
+		p("| %s | %d | %s | %s | %s | %s |\n", h.Input, h.Bytes, strings.ReplaceAll(h.Status, "|", "\\|"), ms(h.Wall), cpu, mib(h.Peak.HWM))
+	}
+	if s := r.Stall; s != nil {
+		p("\n%d clients each sent the headers and %d bytes of a %d-byte body, then nothing: ", s.Clients, stallSent, stallBody)
+		if len(s.Dropped) > 0 {
+			p("%d dropped by the server after %s (median; %s – %s)", len(s.Dropped), ms(s.Dropped[len(s.Dropped)/2]), ms(s.Dropped[0]), ms(s.Dropped[len(s.Dropped)-1]))
+		}
+		if s.Held > 0 {
+			if len(s.Dropped) > 0 {
+				p(", ")
+			}
+			p("**%d still held after %s**", s.Held, stallWait)
+		}
+		p("; the server's RSS while they stalled peaked at %s.\n", mib(s.RSS.RSS))
 	}
 }

@@ -50,6 +50,8 @@ type report struct {
 	Profiles    []profile
 	Servers     []serverResult
 	Largest     []largestRun
+	Hostile     []hostileRun
+	Stall       *stallRun
 	Pods        []podRun
 	PodWorkers  int
 	PodRounds   int
