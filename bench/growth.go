@@ -153,6 +153,8 @@ func LargestPod(bytes int) Object {
 type Hostile struct {
 	Name   string
 	Object Object
+	// Path is set on a malformed shape: the answer must be a 400 naming it.
+	Path string
 }
 
 // HostileInputs are the inputs of issue #17's table that fit one request
@@ -176,15 +178,15 @@ func HostileInputs() []Hostile {
 			map[string]any{"name": "a", "count": 1, "podTemplate": map[string]any{"metadata": []any{}}}}}}
 	return []Hostile{
 		{"a Pod of 6,480 containers × 8 server-speaks-first ports, 1,800 unresolvable opaque-ports names",
-			growthPod(serverFirstContainers(6480), map[string]any{"config.linkerd.io/opaque-ports": unresolvedNames(1800)})},
+			growthPod(serverFirstContainers(6480), map[string]any{"config.linkerd.io/opaque-ports": unresolvedNames(1800)}), ""},
 		{"an Elasticsearch with 40,000 empty nodeSets", Object{"Elasticsearch", "elasticsearch.k8s.elastic.co", "v1", "Elasticsearch", "elasticsearches", "apps",
 			mustJSON(map[string]any{"apiVersion": "elasticsearch.k8s.elastic.co/v1", "kind": "Elasticsearch",
 				"metadata": map[string]any{"name": "logs", "namespace": "apps"},
-				"spec":     map[string]any{"version": "8.15.0", "nodeSets": emptyObjects(40000)}})}},
-		{"a Pod with `spec: []`", pod([]any{}, nil)},
-		{"a Pod with `metadata.annotations: \"string\"`", pod(map[string]any{"containers": containers}, map[string]any{"annotations": "string"})},
-		{"a Deployment with `spec.template: \"oops\"`", Object{"Deployment", "apps", "v1", "Deployment", "deployments", "apps", mustJSON(deployment)}},
-		{"an Elasticsearch with `podTemplate.metadata: []`", Object{"Elasticsearch", "elasticsearch.k8s.elastic.co", "v1", "Elasticsearch", "elasticsearches", "apps", mustJSON(es)}},
+				"spec":     map[string]any{"version": "8.15.0", "nodeSets": emptyObjects(40000)}})}, ""},
+		{"a Pod with `spec: []`", pod([]any{}, nil), "spec"},
+		{"a Pod with `metadata.annotations: \"string\"`", pod(map[string]any{"containers": containers}, map[string]any{"annotations": "string"}), "metadata.annotations"},
+		{"a Deployment with `spec.template: \"oops\"`", Object{"Deployment", "apps", "v1", "Deployment", "deployments", "apps", mustJSON(deployment)}, "spec.template"},
+		{"an Elasticsearch with `podTemplate.metadata: []`", Object{"Elasticsearch", "elasticsearch.k8s.elastic.co", "v1", "Elasticsearch", "elasticsearches", "apps", mustJSON(es)}, "podTemplate.metadata"},
 	}
 }
 

@@ -19,7 +19,9 @@
 #   BENCH_PODS      Pods created per admission set-up and round (default 500)
 #   BENCH_POD_ROUNDS  rounds of Pod creation (default 3)
 #   BENCH_LARGEST   concurrency levels of the largest-Pod memory measurement
-#                   (default 1,2,4,8; empty: skip)
+#                   (default 1,2,3,4,8; empty: skip)
+#   BENCH_LARGEST_GOMEMLIMIT  GOMEMLIMIT of a second largest-Pod run of serve
+#                   (default 100MiB; empty: skip)
 #   BENCH_OUT       report file (default docs/benchmarks.md; empty: stdout only)
 #   BENCH_KYVERNO   1 (default): build the pinned Kyverno into the tools cache
 #                   (about 13 minutes of both cores the first time) and measure
@@ -77,7 +79,8 @@ baseline=${BENCH_BASELINE-52ce2be}
 requests=${BENCH_REQUESTS:-20000}
 pods=${BENCH_PODS:-500}
 pod_rounds=${BENCH_POD_ROUNDS:-3}
-largest=${BENCH_LARGEST-1,2,4,8}
+largest=${BENCH_LARGEST-1,2,3,4,8}
+largest_limit=${BENCH_LARGEST_GOMEMLIMIT-100MiB}
 out=${BENCH_OUT-docs/benchmarks.md}
 
 work=bin/bench
@@ -106,9 +109,9 @@ go test -run '^$' -bench '^BenchmarkGrowth' -benchmem -benchtime=0.5s -count="$g
 # commit (its tree exported to a temporary directory, built with the same
 # module cache), so the report shows before and after from one run.
 profile_handler() { # dir label
-  (cd "$1" && go test -run '^$' -bench '^BenchmarkHandler$/^Deployment$' -benchtime=3s -count=1 \
+  (cd "$1" && go test -run '^$' -bench '^BenchmarkHandler$/^Deployment$' -benchtime=4s -count=1 \
      -cpuprofile "$root/$work/handler-$2.cpu" -o "$root/$work/bench-$2.test" ./bench/ >&2) &&
-  go tool pprof -top -nodecount=25 "$work/bench-$2.test" "$work/handler-$2.cpu" 2>/dev/null |
+  go tool pprof -top -cum -nodecount=30 "$work/bench-$2.test" "$work/handler-$2.cpu" 2>/dev/null |
     sed -n '/flat%/,$p' >"$work/handler-$2.top"
 }
 profiles=""
@@ -147,6 +150,7 @@ commit=$(git describe --always --dirty 2>/dev/null || echo unknown)
   -pods "$pods" \
   -pod-rounds "$pod_rounds" \
   -largest-concurrency "$largest" \
+  -largest-gomemlimit "$largest_limit" \
   -commit "$commit" \
   -out "$out" \
   -kyverno-unavailable "$kyverno_note" \

@@ -15,6 +15,10 @@ import (
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/bench/proc"
 )
 
+// hostileCPU is issue #17's bound: every input answered (or refused)
+// within this much of the server's CPU.
+const hostileCPU = time.Second
+
 // Bounds of the hostile-input measurements, so a server that never stops
 // cannot hold the run: a request waits this long for its answer, and the
 // server's CPU is watched this long for the work to stop.
@@ -30,6 +34,9 @@ const (
 // hostileRun is one input of issue #17 sent once to a fresh server.
 type hostileRun struct {
 	Input  string
+	Path   string // of a malformed shape
+	Code   int    // HTTP status (0: none)
+	Body   string // first line of the answer
 	Bytes  int
 	Status string // "HTTP 400: …" or what went wrong
 	Wall   time.Duration
@@ -82,7 +89,7 @@ func measureHostile(ctx context.Context, ours serverKind, dir string, progress i
 
 func hostileOnce(ctx context.Context, r *running, tlsConfig *tls.Config, h bench.Hostile) (hostileRun, error) {
 	body := bench.Review(h.Object, "0f7a4a4e-0000-4000-8000-000000000005")
-	run := hostileRun{Input: h.Name, Bytes: len(h.Object.JSON)}
+	run := hostileRun{Input: h.Name, Path: h.Path, Bytes: len(h.Object.JSON)}
 	cpu0, err := proc.ReadCPU(r.p.Pid())
 	if err != nil {
 		return run, err
@@ -92,6 +99,7 @@ func hostileOnce(ctx context.Context, r *running, tlsConfig *tls.Config, h bench
 		Timeout: hostileTimeout, MaxDuration: hostileTimeout + 5*time.Second,
 		Check: func(status int, b []byte) error {
 			first, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+			run.Code, run.Body = status, first
 			switch {
 			case status == 200 && strings.Contains(first, `"patch":`):
 				run.Status = fmt.Sprintf("200, patched (%d KiB answer)", len(b)>>10)
@@ -215,4 +223,16 @@ func stall(ctx context.Context, r *running, tlsConfig *tls.Config) (*stallRun, e
 	defer mu.Unlock()
 	slices.Sort(st.Dropped)
 	return st, nil
+}
+
+// met: answered within hostileCPU of CPU, and a malformed shape with a 400
+// that names its path.
+func (h hostileRun) met() bool {
+	if h.Busy || h.CPU > hostileCPU || h.Code == 0 || h.Code >= 500 {
+		return false
+	}
+	if h.Path != "" {
+		return h.Code == 400 && strings.Contains(h.Body, h.Path)
+	}
+	return true
 }

@@ -18,6 +18,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/bench"
 )
 
@@ -28,6 +31,8 @@ type options struct {
 	profiles  []string
 	largest   []int
 	largestKB int
+	memLimit  string // GOMEMLIMIT for a second run of the largest Pods
+	chart     string // the chart's values.yaml
 	serve     string
 	noop      string
 	out       string
@@ -51,7 +56,9 @@ func main() {
 	flag.StringVar(&o.before, "before-bench", "", "go test -bench output of the handler benchmarks at the baseline commit")
 	flag.StringVar(&o.baseline, "baseline", "", "the baseline commit, for the report")
 	flag.StringVar(&profiles, "profiles", "", "comma-separated label=file pairs of `go tool pprof -top` output to include, in order (e.g. before=a.txt,after=b.txt)")
-	flag.StringVar(&largest, "largest-concurrency", "1,2,4,8", "concurrent requests of the largest admissible Pod to measure peak RSS at (empty: skip)")
+	flag.StringVar(&largest, "largest-concurrency", "1,2,3,4,8", "concurrent requests of the largest admissible Pod to measure peak RSS at (empty: skip)")
+	flag.StringVar(&o.memLimit, "largest-gomemlimit", "", "also measure the largest Pods with this GOMEMLIMIT in serve's environment (e.g. 100MiB)")
+	flag.StringVar(&o.chart, "chart-values", "deploy/charts/linkerd-inject-policy/values.yaml", "the chart's values, whose memory request and limit the largest Pods are compared with")
 	flag.IntVar(&o.largestKB, "largest-kib", 3*1024-64, "KiB of JSON of the largest admissible Pod (the apiserver admits up to 3 MiB)")
 	flag.StringVar(&o.serve, "serve", defaultServe(), "the binary that runs `serve` ($LIP_WEBHOOK_BINARY, else $LIP_BINARY)")
 	flag.StringVar(&o.noop, "noop", "", "noop-webhook binary")
@@ -90,6 +97,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "benchrun: -serve (or $LIP_WEBHOOK_BINARY or $LIP_BINARY) and -noop are required")
 		os.Exit(2)
 	}
+	// The control plane's harness logs through controller-runtime; its
+	// progress goes to stderr by other means.
+	ctrllog.SetLogger(logr.Discard())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, o, os.Stdout, os.Stderr); err != nil {
@@ -179,8 +189,22 @@ func run(ctx context.Context, o options, stdout, progress io.Writer) error {
 		return err
 	}
 	if len(o.largest) > 0 {
-		if rep.Largest, err = measureLargest(ctx, []serverKind{ours, noop}, dir, o.largestKB<<10, o.largest, progress); err != nil {
+		kinds := []serverKind{ours, noop}
+		if o.memLimit != "" {
+			limited := ours
+			limited.Name += " with GOMEMLIMIT=" + o.memLimit
+			limited.Role = roleOursLimited
+			limited.Env = []string{"GOMEMLIMIT=" + o.memLimit}
+			kinds = append(kinds, limited)
+		}
+		if rep.Largest, err = measureLargest(ctx, kinds, dir, o.largestKB<<10, o.largest, progress); err != nil {
 			return fmt.Errorf("largest admissible Pod: %w", err)
+		}
+		if o.chart != "" {
+			rep.Chart, err = readChartMemory(o.chart)
+			if err != nil {
+				fmt.Fprintf(progress, "benchrun: %v (the largest Pods are not compared with the chart)\n", err)
+			}
 		}
 	}
 	if o.hostile {

@@ -474,8 +474,30 @@ func (r report) largest(p printer) {
 		p("| %s | %d | %s | %s | %s | %s | %s | %s |\n", run.Server, run.Concurrency, statuses(run.Statuses), ms(run.Result.Percentile(0.5)),
 			ms(time.Duration(div(float64(run.CPU), float64(run.Result.Requests)))), mib(run.Idle.RSS), mib(run.After.HWM), mib(run.After.HWM-min(run.After.HWM, run.Idle.RSS)))
 	}
-	if f, ok := r.largestFit(roleOurs); ok && f.PerRequest > 0 {
-		p("\nFitted: peak ≈ %s + %s × concurrent largest requests. A memory limit for N such requests at once is that line at N plus headroom; the chart's values and `GOMEMLIMIT` are set from it (docs/benchmarks.md, \"Memory limits\").\n", mib(uint64(max(0, f.Base))), mib(uint64(f.PerRequest)))
+	for _, role := range []string{roleOurs, roleOursLimited} {
+		f, ok := r.largestFit(role)
+		if !ok {
+			continue
+		}
+		name := f.Max.Server
+		p("\n%s: peak ≈ %s + %s × concurrent largest requests (least squares)", name, mib(uint64(max(0, f.Base))), mib(uint64(max(0, f.PerRequest))))
+		if c := r.Chart; c.Limit > 0 {
+			fits := 0
+			for _, run := range r.Largest {
+				if run.Role == role && run.After.HWM <= uint64(c.Limit) && run.Statuses[0] == 0 {
+					fits = max(fits, run.Concurrency)
+				}
+			}
+			if fits > 0 {
+				p("; under the chart's memory limit (%s, `%s`) up to %d at once of the levels measured", c.LimitS, c.File, fits)
+			} else {
+				p("; **over the chart's memory limit** (%s, `%s`) at every level measured", c.LimitS, c.File)
+			}
+		}
+		p(".\n")
+	}
+	if c := r.Chart; c.Request > 0 {
+		p("\nThe chart requests %s; the idle RSS above is what a Pod uses between admissions.\n", c.RequestS)
 	}
 }
 
@@ -518,9 +540,16 @@ func (r report) profiles(p printer) {
 	if len(r.Profiles) == 0 {
 		return
 	}
-	p("\n### Where the time goes: CPU profiles of `Handler/Deployment`\n\n`go test -bench 'Handler$/^Deployment$' -cpuprofile`, then `go tool pprof -top` (flat and cumulative shares, first entries), captured by this run.\n")
+	p("\n### Where the time goes: CPU profiles of `Handler/Deployment`\n\n`go test -bench 'Handler$/^Deployment$' -cpuprofile`, then `go tool pprof -top -cum` (the first entries by cumulative share: what each call costs with all it calls), captured by this run.\n")
 	for _, pr := range r.Profiles {
-		p("\n%s:\n\n```\n%s\n```\n", pr.Label, strings.TrimRight(pr.Top, "\n"))
+		label := pr.Label
+		switch {
+		case label == "before" && r.Baseline != "":
+			label = "Before, at the baseline `" + r.Baseline + "`"
+		case label == "after" && r.Commit != "":
+			label = "After, at `" + r.Commit + "`"
+		}
+		p("\n%s:\n\n```\n%s\n```\n", label, strings.TrimRight(pr.Top, "\n"))
 	}
 }
 
@@ -552,13 +581,13 @@ func (r report) hostile(p printer) {
 		return
 	}
 	p("\n### The inputs of issue #17\n\nEach sent once to a fresh `serve` (the client waits up to %s for the answer); server CPU is the process's CPU time from the request until it stopped working (watched up to %s more: a request the client gave up on may still be evaluated); RSS is VmHWM afterwards.\n\n", hostileTimeout, hostileSettle)
-	p("| input | object bytes | answer | wall | server CPU | peak RSS |\n|---|---:|---|---:|---:|---:|\n")
+	p("| input | object bytes | answer | wall | server CPU | peak RSS | ≤ %s CPU, answered%s |\n|---|---:|---|---:|---:|---:|---|\n", hostileCPU, " (malformed: 400 with the path)")
 	for _, h := range r.Hostile {
 		cpu := ms(h.CPU)
 		if h.Busy {
 			cpu = "> " + cpu + " (still working)"
 		}
-		p("| %s | %d | %s | %s | %s | %s |\n", h.Input, h.Bytes, strings.ReplaceAll(h.Status, "|", "\\|"), ms(h.Wall), cpu, mib(h.Peak.HWM))
+		p("| %s | %d | %s | %s | %s | %s | %s |\n", h.Input, h.Bytes, strings.ReplaceAll(h.Status, "|", "\\|"), ms(h.Wall), cpu, mib(h.Peak.HWM), met(h.met()))
 	}
 	if s := r.Stall; s != nil {
 		p("\n%d clients each sent the headers and %d bytes of a %d-byte body, then nothing: ", s.Clients, stallSent, stallBody)
@@ -570,6 +599,11 @@ func (r report) hostile(p printer) {
 				p(", ")
 			}
 			p("**%d still held after %s**", s.Held, stallWait)
+		}
+		if s.Held == 0 {
+			p(" (met: every stalled body dropped)")
+		} else {
+			p(" (**missed**: stalled bodies are not dropped)")
 		}
 		p("; the server's RSS while they stalled peaked at %s.\n", mib(s.RSS.RSS))
 	}

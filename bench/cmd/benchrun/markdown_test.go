@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -105,3 +106,20 @@ func TestTargetsAreMetOrMissedFromTheNumbers(t *testing.T) {
 }
 
 func sprintf(f string, a ...any) string { return fmt.Sprintf(f, a...) }
+
+func TestReadChartMemoryReadsRequestAndLimit(t *testing.T) {
+	path := t.TempDir() + "/values.yaml"
+	if err := os.WriteFile(path, []byte("replicaCount: 1\nresources:\n  requests:\n    cpu: 10m\n    memory: 32Mi\n  limits:\n    memory: 128Mi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := readChartMemory(path)
+	if err != nil || c.Request != 32<<20 || c.Limit != 128<<20 {
+		t.Fatalf("got %+v, %v; want 32 MiB and 128 MiB", c, err)
+	}
+	if err := os.WriteFile(path, []byte("resources:\n  limits:\n    memory: lots\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readChartMemory(path); err == nil || !strings.Contains(err.Error(), `"lots"`) {
+		t.Fatalf("an unparsable quantity: %v, want an error naming it", err)
+	}
+}

@@ -50,6 +50,7 @@ type report struct {
 	Profiles    []profile
 	Servers     []serverResult
 	Largest     []largestRun
+	Chart       chartMemory
 	Hostile     []hostileRun
 	Stall       *stallRun
 	Pods        []podRun

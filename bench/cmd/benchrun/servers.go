@@ -23,10 +23,11 @@ import (
 
 // Roles of the servers compared: the report finds each by its role.
 const (
-	roleOurs      = "ours"
-	roleNoop      = "noop"
-	rolePatching  = "patching-noop"
-	roleOursQuiet = "ours-error"
+	roleOurs        = "ours"
+	roleNoop        = "noop"
+	rolePatching    = "patching-noop"
+	roleOursQuiet   = "ours-error"
+	roleOursLimited = "ours-gomemlimit"
 )
 
 // serverKind is one of the servers compared under load.
@@ -34,6 +35,8 @@ type serverKind struct {
 	Name   string // e.g. "linkerd-inject-policy serve" or "no-op webhook"
 	Role   string
 	Binary string
+	// Env is added to the server's environment (e.g. GOMEMLIMIT).
+	Env []string
 	// args builds the command line for the ports and cert dir.
 	args func(certDir string, port, health int, kubeconfig string) []string
 }
@@ -112,7 +115,7 @@ func (k serverKind) start(ctx context.Context, dir, certDir, kubeconfig string) 
 	if err != nil {
 		return nil, err
 	}
-	p, err := proc.Start(k.Binary, k.args(certDir, port, health, kubeconfig), logf)
+	p, err := proc.StartEnv(k.Binary, k.args(certDir, port, health, kubeconfig), k.Env, logf)
 	if err != nil {
 		logf.Close()
 		return nil, err
