@@ -51,8 +51,8 @@ type hostileRun struct {
 // stallBody-byte body, then nothing.
 type stallRun struct {
 	Clients int
-	// Dropped are the times until the server closed each connection
-	// (or answered); clients still held at stallWait are Held.
+	// Dropped are the times until the server answered (e.g. 408) or closed
+	// each connection; clients still waiting at stallWait are Held.
 	Dropped []time.Duration
 	Held    int
 	RSS     proc.Memory // while they stalled, just before stallWait ran out or all were dropped
@@ -101,7 +101,7 @@ func hostileOnce(ctx context.Context, r *running, tlsConfig *tls.Config, h bench
 			first, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
 			run.Code, run.Body = status, first
 			switch {
-			case status == 200 && strings.Contains(first, `"patch":`):
+			case status == 200 && patched(b):
 				run.Status = fmt.Sprintf("200, patched (%d KiB answer)", len(b)>>10)
 			case status == 200:
 				run.Status = fmt.Sprintf("200, not patched (%d bytes)", len(b))
@@ -183,8 +183,10 @@ func stall(ctx context.Context, r *running, tlsConfig *tls.Config) (*stallRun, e
 			defer conn.Close()
 			head := fmt.Sprintf("POST /mutate HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", host, stallBody)
 			_, _ = conn.Write(append([]byte(head), []byte(strings.Repeat(" ", stallSent))...))
+			// Dropped is the server's first word on it: an answer (e.g. 408)
+			// or closing the connection.
 			_ = conn.SetReadDeadline(time.Now().Add(stallWait))
-			_, _ = io.Copy(io.Discard, conn)
+			_, _ = conn.Read(make([]byte, 512))
 			held := time.Since(start)
 			mu.Lock()
 			defer mu.Unlock()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"time"
 
@@ -66,9 +65,9 @@ func measureLargest(ctx context.Context, kinds []serverKind, dir string, size in
 							defer mu.Unlock()
 							run.Statuses[status]++
 							switch {
-							case status == 200 && strings.Contains(string(b), `"patch":`):
+							case status == 200 && allowed(b) && patched(b):
 								run.Patched++
-							case status == 200 && k.Role == roleNoop && strings.Contains(string(b), `"allowed":true`):
+							case status == 200 && k.Role == roleNoop && allowed(b):
 							case status == 429 || status == 503 || status == 413:
 							default:
 								return fmt.Errorf("HTTP %d: %.200s", status, b)

@@ -9,9 +9,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/bench"
@@ -76,6 +76,17 @@ func noopServer(binary, patchFile string) serverKind {
 		return a
 	}}
 }
+
+// Answers are matched whatever the encoder's spacing.
+var (
+	allowedRE = regexp.MustCompile(`"allowed"\s*:\s*true`)
+	patchRE   = regexp.MustCompile(`"patch"\s*:\s*"`)
+)
+
+// allowed reports whether an AdmissionReview answer allows; patched
+// whether it carries a patch.
+func allowed(b []byte) bool { return allowedRE.Match(b) }
+func patched(b []byte) bool { return patchRE.Match(b) }
 
 // writePatch computes, with our handler in process, the patch our webhook
 // answers review with, and writes it where the patching no-op reads it.
@@ -258,7 +269,7 @@ func measureServers(ctx context.Context, kinds []serverKind, body []byte, dir st
 				MaxDuration: 2 * time.Minute,
 				Measuring:   func() { cpu0, cpuErr = proc.ReadCPU(r.p.Pid()) },
 				Check: func(status int, b []byte) error {
-					if status != 200 || !strings.Contains(string(b), `"allowed":true`) || wantPatch && !strings.Contains(string(b), `"patch":`) {
+					if status != 200 || !allowed(b) || wantPatch && !patched(b) {
 						return fmt.Errorf("HTTP %d: %.200s", status, b)
 					}
 					return nil
