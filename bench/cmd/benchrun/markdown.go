@@ -311,10 +311,11 @@ func msString(d time.Duration) string {
 func (r report) bounded(p printer) {
 	gs := r.growths()
 	fit, haveFit := r.largestFit(roleOurs)
-	if len(gs) == 0 && !haveFit {
+	if len(gs) == 0 && !haveFit && len(r.Hostile) == 0 && r.Stall == nil {
 		return
 	}
 	p("\n### Bounded time and memory (issue #17)\n\n")
+	r.targets17(p, gs)
 	if len(gs) > 0 {
 		p("Growth of time with the size of one part of the object (`BenchmarkGrowthEvaluate`: `policy.Evaluate` on the decoded object; `BenchmarkGrowthHandler`: the whole `/mutate` handler). The exponent is the slope of the least-squares line through (log size, log ns/op) over all sizes (1 is linear, 2 quadratic); \"last step\" is the slope between the two largest sizes alone, where fixed costs weigh least (and noise most). A fitted exponent up to %.1f reads as linear.\n\n", linearExponent)
 		p("| family (what grows) | path | sizes | ns/op at the largest | allocs/op at the largest | exponent | last step | |\n|---|---|---|---:|---:|---:|---:|---|\n")
@@ -607,4 +608,64 @@ func (r report) hostile(p printer) {
 		}
 		p("; the server's RSS while they stalled peaked at %s.\n", mib(s.RSS.RSS))
 	}
+}
+
+// targets17 is the summary of issue #17's "done when", each row computed
+// from the measurements below it.
+func (r report) targets17(p printer, gs []growth) {
+	p("| target | measured | |\n|---|---|---|\n")
+	if len(gs) > 0 {
+		linear, worst := 0, gs[0]
+		for _, g := range gs {
+			if g.Exponent <= linearExponent {
+				linear++
+			}
+			if g.Exponent > worst.Exponent {
+				worst = g
+			}
+		}
+		p("| time linear in the object's size (fitted exponent ≤ %.1f) | %d of %d families × paths; the steepest: %s through %s, %.2f | %s |\n",
+			linearExponent, linear, len(gs), worst.Family.Name, worst.Path, worst.Exponent, met(linear == len(gs)))
+	}
+	var inputs, inputsOK, shapes, shapesOK int
+	for _, h := range r.Hostile {
+		if h.Path != "" {
+			shapes++
+			if h.met() {
+				shapesOK++
+			}
+			continue
+		}
+		inputs++
+		if h.met() {
+			inputsOK++
+		}
+	}
+	if inputs > 0 {
+		p("| each large input of the issue answered (or refused) within %s of the server's CPU | %d of %d | %s |\n", hostileCPU, inputsOK, inputs, met(inputsOK == inputs))
+	}
+	if shapes > 0 {
+		p("| malformed shapes answered 400 naming the field path | %d of %d | %s |\n", shapesOK, shapes, met(shapesOK == shapes))
+	}
+	if s := r.Stall; s != nil {
+		p("| stalled bodies dropped by the server (within %s) | %d of %d | %s |\n", stallWait, len(s.Dropped), s.Clients, met(s.Held == 0))
+	}
+	if c := r.Chart; c.Limit > 0 {
+		levels, under := 0, 0
+		var peak uint64
+		for _, run := range r.Largest {
+			if run.Role != roleOurs {
+				continue
+			}
+			levels++
+			peak = max(peak, run.After.HWM)
+			if run.After.HWM <= uint64(c.Limit) {
+				under++
+			}
+		}
+		if levels > 0 {
+			p("| the largest admissible Pods, at every concurrency measured, under the chart's memory limit (%s) | %d of %d levels; highest peak %s | %s |\n", c.LimitS, under, levels, mib(peak), met(under == levels))
+		}
+	}
+	p("\n")
 }

@@ -123,3 +123,29 @@ func TestReadChartMemoryReadsRequestAndLimit(t *testing.T) {
 		t.Fatalf("an unparsable quantity: %v, want an error naming it", err)
 	}
 }
+
+func TestTargetsOfIssue17AreComputedFromTheRuns(t *testing.T) {
+	r := report{
+		Hostile: []hostileRun{
+			{Input: "big", Code: 200, CPU: 300 * time.Millisecond},
+			{Input: "slow", Code: 200, CPU: 3 * time.Second},
+			{Input: "spec list", Path: "spec", Code: 400, Body: "Pod/apps/bad is malformed: spec: expected an object"},
+			{Input: "annotations string", Path: "metadata.annotations", Code: 500, Body: "internal error"},
+		},
+		Stall:   &stallRun{Clients: 2, Dropped: []time.Duration{10 * time.Second}, Held: 1},
+		Chart:   chartMemory{Limit: 128 << 20, LimitS: "128Mi"},
+		Largest: []largestRun{{Role: roleOurs, Concurrency: 1, After: proc.Memory{HWM: 100 << 20}}, {Role: roleOurs, Concurrency: 4, After: proc.Memory{HWM: 200 << 20}}},
+	}
+	var b strings.Builder
+	r.targets17(func(f string, a ...any) { b.WriteString(sprintf(f, a...)) }, nil)
+	for _, want := range []string{
+		"within 1s of the server's CPU | 1 of 2 | **missed** |",
+		"naming the field path | 1 of 2 | **missed** |",
+		"(within 30s) | 1 of 2 | **missed** |",
+		"(128Mi) | 1 of 2 levels; highest peak 200.0 MiB | **missed** |",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in\n%s", want, b.String())
+		}
+	}
+}
