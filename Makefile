@@ -16,6 +16,7 @@ all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/linkerd-inject-policy
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/linkerd-inject-policy-webhook ./cmd/linkerd-inject-policy-webhook
 
 # The Raspberry Pi target must never silently break.
 cross:
@@ -24,10 +25,10 @@ cross:
 tools:
 	@bash hack/tools.sh
 
-# Unit tests, fuzz seed corpora, and the e2e suite against a real
-# kube-apiserver + etcd + kube-controller-manager started by the tests.
-test: build cross tools
-	$(GO) vet ./...
+# Lint, then unit tests, fuzz seed corpora, and the e2e suite against a real
+# kube-apiserver + etcd + kube-controller-manager started by the tests, each
+# test binary in a private network namespace (needs root; docs/testing.md).
+test: lint build cross tools
 	$(TEST_ENV) $(GO) test -race -timeout 40m ./...
 
 unit:
@@ -50,14 +51,22 @@ fuzz:
 	  done; \
 	done
 
+# gofmt, go vet and staticcheck (pinned in tools/staticcheck, built once
+# into the tools cache by hack/staticcheck.sh).
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
+	sc=$$(bash hack/staticcheck.sh) && $$sc ./...
 
+# The webhook binary and the full CLI for linux/amd64 and linux/arm64 in one
+# FROM-scratch OCI image (a manifest list), built with buildah (installed
+# from Debian if missing): $(IMAGE):$(VERSION), also localhost/linkerd-inject-policy:$(VERSION).
+IMAGE ?= ghcr.io/linkerd-inject-policy/linkerd-inject-policy
+PLATFORMS ?= linux/amd64,linux/arm64
+# The image's entrypoint: the lean webhook binary (serve and version only, no Helm SDK).
+WEBHOOK_PKG ?= ./cmd/linkerd-inject-policy-webhook
 image:
-	@if command -v docker >/dev/null && docker info >/dev/null 2>&1; then \
-	  docker buildx build --platform linux/amd64,linux/arm64 -t linkerd-inject-policy:$(VERSION) . ; \
-	else echo "make image: no running container engine here; the Dockerfile builds with 'docker buildx build --platform linux/amd64,linux/arm64 .'"; fi
+	VERSION=$(VERSION) IMAGE=$(IMAGE) PLATFORMS=$(PLATFORMS) WEBHOOK_PKG=$(WEBHOOK_PKG) bash hack/image.sh
 
 clean:
 	rm -rf bin

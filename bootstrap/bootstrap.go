@@ -10,6 +10,7 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/cli"
 	"helm.sh/helm/v3/pkg/cli/values"
 	"helm.sh/helm/v3/pkg/getter"
@@ -18,6 +19,7 @@ import (
 	authzv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -25,15 +27,18 @@ import (
 )
 
 // Labels and annotations of the namespaces bootstrap creates, as Linkerd's
-// install docs have people write them by hand.
+// install docs have people write them by hand. Linkerd's namespaces are
+// privileged for Pod Security Admission: linkerd-init needs NET_ADMIN and
+// NET_RAW, which a restricted or baseline default refuses.
 var (
 	controlPlaneNamespaceLabels = map[string]string{
 		"linkerd.io/is-control-plane":          "true",
 		"config.linkerd.io/admission-webhooks": "disabled",
 		"linkerd.io/control-plane-ns":          ControlPlaneNamespace,
+		podSecurityEnforceLabel:                "privileged",
 	}
 	controlPlaneNamespaceAnnotations = map[string]string{"linkerd.io/inject": "disabled"}
-	vizNamespaceLabels               = map[string]string{"linkerd.io/extension": "viz"}
+	vizNamespaceLabels               = map[string]string{"linkerd.io/extension": "viz", podSecurityEnforceLabel: "privileged"}
 	vizNamespaceAnnotations          = map[string]string{"linkerd.io/inject": "enabled", "config.linkerd.io/proxy-await": "enabled"}
 	// The webhook is called by the apiserver and must run before Linkerd's
 	// injector exists: neither Linkerd nor the webhook itself touch its pods.
@@ -43,6 +48,8 @@ var (
 	}
 	webhookNamespaceAnnotations = map[string]string{"linkerd.io/inject": "disabled"}
 )
+
+const podSecurityEnforceLabel = "pod-security.kubernetes.io/enforce"
 
 // runner carries what the steps learn from each other.
 type runner struct {
@@ -63,7 +70,7 @@ type runner struct {
 	buildChain bool
 
 	crds, controlPlane, viz, webhook *chart.Chart
-	userValues                       map[string]any
+	userValues, webhookValues        map[string]any
 
 	anchorPEM []byte
 	installed []*release.Release
@@ -133,7 +140,13 @@ func (r *runner) preflight(ctx context.Context) (string, error) {
 		}
 		// A dry run may render for a cluster it cannot see (air-gapped review).
 		r.c = nil
-		summary = "no cluster reachable, rendering offline"
+		if r.o.KubeVersion == "" {
+			return "", &Error{
+				Problem: "--dry-run without a reachable cluster needs --kube-version (Helm would assume Kubernetes v1.20, which Linkerd's charts refuse)",
+				Fix:     "pass the version of the cluster you will install on, like --kube-version v1.31.0",
+			}
+		}
+		summary = "no cluster reachable, rendering offline for Kubernetes " + r.o.KubeVersion
 	} else {
 		summary = "Kubernetes " + r.kubeVersion
 		if !r.o.DryRun {
@@ -159,10 +172,44 @@ func (r *runner) preflight(ctx context.Context) (string, error) {
 			return "", err
 		}
 	}
+	if r.o.KubeVersion != "" {
+		if r.c != nil {
+			summary += ", rendering for Kubernetes " + r.o.KubeVersion
+		}
+		r.kubeVersion = r.o.KubeVersion
+	}
 	if err := r.loadCharts(); err != nil {
 		return "", err
 	}
+	if err := r.checkKubeVersion(); err != nil {
+		return "", err
+	}
+	summary += ", Linkerd " + linkerdVersion(r.controlPlane) + " to install"
 	return summary, nil
+}
+
+// checkKubeVersion refuses, before anything changes, a Kubernetes version
+// a chart's kubeVersion constraint excludes (Helm would fail half-way).
+func (r *runner) checkKubeVersion() error {
+	if r.kubeVersion == "" {
+		return nil
+	}
+	kv, err := chartutil.ParseKubeVersion(r.kubeVersion)
+	if err != nil {
+		return nil // a server version Helm cannot parse: let Helm decide
+	}
+	for _, ch := range []*chart.Chart{r.crds, r.controlPlane, r.viz, r.webhook} {
+		if ch == nil || ch.Metadata.KubeVersion == "" {
+			continue
+		}
+		if !chartutil.IsCompatibleRange(ch.Metadata.KubeVersion, kv.String()) {
+			return &Error{
+				Problem: fmt.Sprintf("chart %s %s requires Kubernetes %s, not %s", ch.Name(), ch.Metadata.Version, ch.Metadata.KubeVersion, r.kubeVersion),
+				Fix:     "upgrade the cluster, or choose charts for it with --version",
+			}
+		}
+	}
+	return nil
 }
 
 func presence(ok bool) string {
@@ -301,7 +348,7 @@ func (r *runner) existingLinkerd(ctx context.Context) (string, error) {
 func (r *runner) loadCharts() error {
 	var src chartSource
 	if r.o.ChartDir != "" {
-		src = dirSource{dir: r.o.ChartDir}
+		src = dirSource{dir: r.o.ChartDir, version: r.o.Version}
 	} else {
 		rs, err := newRepoSource(r.o.RepoURL, r.o.Version, r.o.Getters)
 		if err != nil {
@@ -322,8 +369,17 @@ func (r *runner) loadCharts() error {
 			return err
 		}
 	}
-	if r.webhook, err = loader.Load(r.o.WebhookChart); err != nil {
-		return &Error{Problem: fmt.Sprintf("load the webhook chart %s", r.o.WebhookChart), Err: err, Fix: "pass --webhook-chart DIR (deploy/charts/linkerd-inject-policy in the source tree)"}
+	if r.o.WebhookChart == "" {
+		if r.webhook, err = embeddedWebhookChart(r.o.BinaryVersion); err != nil {
+			return err
+		}
+	} else {
+		if r.webhook, err = loader.Load(r.o.WebhookChart); err != nil {
+			return &Error{Problem: fmt.Sprintf("load the webhook chart %s", r.o.WebhookChart), Err: err, Fix: "pass --webhook-chart a chart directory or .tgz, or leave it out to use the chart built into this binary"}
+		}
+		if err := checkDependencies(r.webhook, r.o.WebhookChart); err != nil {
+			return err
+		}
 	}
 	getters := r.o.Getters
 	if getters == nil {
@@ -332,6 +388,10 @@ func (r *runner) loadCharts() error {
 	vo := values.Options{ValueFiles: r.o.ValuesFiles, Values: r.o.SetValues}
 	if r.userValues, err = vo.MergeValues(getters); err != nil {
 		return &Error{Problem: "read values", Err: err, Fix: "check the -f files exist and are YAML, and --set is key=value[,key=value]"}
+	}
+	wo := values.Options{ValueFiles: r.o.WebhookValuesFiles, Values: r.o.WebhookSetValues}
+	if r.webhookValues, err = wo.MergeValues(getters); err != nil {
+		return &Error{Problem: "read the webhook's values", Err: err, Fix: "check the --webhook-values files exist and are YAML, and --webhook-set is key=value[,key=value]"}
 	}
 	return nil
 }
@@ -361,7 +421,7 @@ func (r *runner) identity(ctx context.Context) (string, error) {
 	case IdentityGenerated:
 		res, err = ensureGeneratedIdentity(ctx, r.c, r.o.Now(), r.o.DryRun, r.out)
 	default:
-		res, err = ensureCertManagerIdentity(ctx, r.c, r.ref, r.buildChain, r.o.Now, r.o.Timeout, r.o.DryRun, r.out)
+		res, err = ensureCertManagerIdentity(ctx, r.c, r.ref, r.buildChain, r.o.Now, r.o.Timeout, r.o.Wait, r.o.DryRun, r.out)
 	}
 	if err != nil {
 		return "", err
@@ -422,13 +482,17 @@ func bundleContains(bundle, want []byte) bool {
 }
 
 func (r *runner) linkerd(ctx context.Context) (string, error) {
-	crds := helmRelease{name: CRDsRelease, namespace: ControlPlaneNamespace, chart: r.crds, values: map[string]any{}}
+	crds := newHelmRelease(CRDsRelease, ControlPlaneNamespace, r.crds, map[string]any{})
 	cpValues, err := r.controlPlaneValues()
 	if err != nil {
 		return "", err
 	}
-	cp := helmRelease{name: ControlPlaneRelease, namespace: ControlPlaneNamespace, chart: r.controlPlane, values: cpValues}
-	return r.releases(ctx, crds, cp)
+	cp := newHelmRelease(ControlPlaneRelease, ControlPlaneNamespace, r.controlPlane, cpValues)
+	summary, err := r.releases(ctx, crds, cp)
+	if err != nil {
+		return "", err
+	}
+	return summary + ", Linkerd " + linkerdVersion(r.controlPlane), nil
 }
 
 // releases installs or upgrades each release in order (or renders them).
@@ -445,7 +509,7 @@ func (r *runner) releases(ctx context.Context, rels ...helmRelease) (string, err
 			summary += fmt.Sprintf("%s %s rendered", rel.name, rel.chart.Metadata.Version)
 			continue
 		}
-		outcome, err := ensureRelease(ctx, r.c.config, rel, r.o.Timeout)
+		outcome, err := ensureRelease(ctx, r.c.config, rel, r.o.Timeout, r.o.Wait)
 		if err != nil {
 			return "", helmError(rel, err)
 		}
@@ -488,7 +552,7 @@ func (r *runner) vizStep(ctx context.Context) (string, error) {
 	if r.o.GrafanaURL != "" {
 		setNested(vals, r.o.GrafanaURL, "grafana", "url")
 	}
-	relOutcome, err := r.releases(ctx, helmRelease{name: VizRelease, namespace: VizNamespace, chart: r.viz, values: vals})
+	relOutcome, err := r.releases(ctx, newHelmRelease(VizRelease, VizNamespace, r.viz, vals))
 	if err != nil {
 		return "", err
 	}
@@ -510,11 +574,21 @@ func (r *runner) webhookStep(ctx context.Context) (string, error) {
 	}
 	vals := map[string]any{}
 	setNested(vals, mode, "policy", "defaultMode")
-	relOutcome, err := r.releases(ctx, helmRelease{name: WebhookRelease, namespace: WebhookNamespace, chart: r.webhook, values: vals})
+	setNested(vals, DefaultImageRepository, "image", "repository")
+	if r.o.BinaryVersion != "" {
+		setNested(vals, r.o.BinaryVersion, "image", "tag")
+	}
+	// The user's --webhook-set and --webhook-values win over these.
+	vals = chartutil.MergeTables(copyValues(r.webhookValues), vals)
+	relOutcome, err := r.releases(ctx, newHelmRelease(WebhookRelease, WebhookNamespace, r.webhook, vals))
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%s, %s (policy mode %s)", nsOutcome, relOutcome, r.o.PolicyMode), nil
+	modeNote := "policy mode " + r.o.PolicyMode
+	if got, _, _ := unstructured.NestedString(vals, "policy", "defaultMode"); got != mode {
+		modeNote = "policy.defaultMode " + got + " from your webhook values"
+	}
+	return fmt.Sprintf("%s, %s (%s)", nsOutcome, relOutcome, modeNote), nil
 }
 
 func copyValues(in map[string]any) map[string]any {

@@ -20,7 +20,7 @@ import (
 )
 
 func TestOptionsValidation(t *testing.T) {
-	base := Options{WebhookChart: "chart"}
+	base := Options{}
 	tests := []struct {
 		name    string
 		mutate  func(*Options)
@@ -28,11 +28,13 @@ func TestOptionsValidation(t *testing.T) {
 	}{
 		{"defaults are filled in", func(*Options) {}, ""},
 		{"an unknown identity mode is rejected", func(o *Options) { o.Identity = "vault" }, `--identity "vault": must be cert-manager or generated`},
-		{"an issuer ref without a name is rejected", func(o *Options) { o.IssuerRef = "ClusterIssuer/" }, `--issuer-ref "ClusterIssuer/"`},
-		{"an issuer ref of another kind is rejected", func(o *Options) { o.IssuerRef = "Secret/ca" }, "must be ClusterIssuer/NAME or Issuer/NAME"},
+		{"an issuer ref without a name is rejected", func(o *Options) { o.IssuerRef = "ClusterIssuer/" }, `--issuer-ref "ClusterIssuer/": must be ClusterIssuer/NAME or Issuer/NAME (an Issuer in namespace linkerd)`},
+		{"an issuer ref of another kind is rejected", func(o *Options) { o.IssuerRef = "Secret/ca" }, `--issuer-ref "Secret/ca": must be ClusterIssuer/NAME or Issuer/NAME (an Issuer in namespace linkerd)`},
 		{"an unknown policy mode is rejected", func(o *Options) { o.PolicyMode = "strict" }, `--policy-mode "strict": must be audit, enforce or opt-in`},
 		{"a negative timeout is rejected", func(o *Options) { o.Timeout = -time.Second }, "--timeout -1s: must be positive"},
-		{"a missing webhook chart is rejected", func(o *Options) { o.WebhookChart = "" }, "pass --webhook-chart DIR"},
+		{"a chart directory that does not exist is named as such", func(o *Options) { o.ChartDir = "/nonexistent/charts" }, "--chart-dir /nonexistent/charts: no such directory"},
+		{"a Kubernetes version is for dry runs only", func(o *Options) { o.KubeVersion = "v1.31.0" }, "--kube-version v1.31.0: only with --dry-run (an install renders for the cluster's own version)"},
+		{"a Kubernetes version that is none is rejected", func(o *Options) { o.KubeVersion = "latest"; o.DryRun = true }, `--kube-version "latest": not a Kubernetes version (like v1.31.0)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -40,8 +42,8 @@ func TestOptionsValidation(t *testing.T) {
 			tt.mutate(&o)
 			got, ref, err := o.withDefaults()
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("error = %v, want %q", err, tt.wantErr)
 				}
 				return
 			}
@@ -135,7 +137,7 @@ func TestControlPlaneTestChartBehavesLikeLinkerds(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
-			err := renderRelease(helmRelease{name: ControlPlaneRelease, namespace: ControlPlaneNamespace, chart: ch, values: tt.values}, "", nil, &out)
+			err := renderRelease(helmRelease{name: ControlPlaneRelease, namespace: ControlPlaneNamespace, chart: ch, values: tt.values}, "v1.31.0", nil, &out)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
@@ -244,16 +246,17 @@ func TestDryRunRendersOfflineWhenNoClusterIsReachable(t *testing.T) {
 	err := Run(context.Background(), Options{
 		RESTConfig:    &rest.Config{Host: "https://127.0.0.1:1"},
 		ChartDir:      testChartDir,
-		WebhookChart:  webhookChartDir(t),
 		Viz:           true,
 		PrometheusURL: "http://prometheus.monitoring:9090",
 		DryRun:        true,
+		KubeVersion:   "v1.31.0",
+		BinaryVersion: "v0.3.0",
 	}, &out)
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, out.String())
 	}
 	lines := progressLines(&out)
-	if len(lines) != 7 || !strings.Contains(lines[0], "no cluster reachable, rendering offline") {
+	if len(lines) != 7 || !strings.Contains(lines[0], "no cluster reachable, rendering offline for Kubernetes v1.31.0, Linkerd edge-26.11.1 to install") {
 		t.Fatalf("progress lines = %q", lines)
 	}
 	line := regexp.MustCompile(`^\[\d/7\] [a-z ]+: .+ \(\d+\.\ds\)$`)
@@ -276,8 +279,30 @@ func TestDryRunRendersOfflineWhenNoClusterIsReachable(t *testing.T) {
 	if find(objs, "Deployment", "prometheus") != nil {
 		t.Error("viz's own Prometheus is rendered although --prometheus-url was given")
 	}
-	if strings.Contains(out.String(), "PRIVATE KEY") {
-		t.Error("dry run printed a private key")
+	assertNoPrivateKey(t, out.String(), objs)
+	// The charts' generated webhook TLS Secrets are shown, without their keys.
+	for _, name := range []string{"linkerd-proxy-injector-k8s-tls", "linkerd-sp-validator-k8s-tls", "linkerd-policy-validator-k8s-tls", "tap-k8s-tls", "tap-injector-k8s-tls"} {
+		s := find(objs, "Secret", name)
+		if s == nil {
+			t.Errorf("dry run output has no Secret %s", name)
+			continue
+		}
+		if key, _, _ := unstructured.NestedString(s.Object, "stringData", "tls.key"); key != redactedNote {
+			t.Errorf("Secret %s tls.key = %q, want the redaction note", name, key)
+		}
+		if crt, _, _ := unstructured.NestedString(s.Object, "data", "tls.crt"); crt == "" {
+			t.Errorf("Secret %s lost its certificate", name)
+		}
+	}
+	if !strings.Contains(out.String(), "# private key data redacted from the dry run: tls.key") {
+		t.Error("dry run does not say it redacted the keys")
+	}
+	// The webhook comes from the chart built into the binary, as the binary's version and image.
+	if !strings.Contains(out.String(), "# Helm release linkerd-inject-policy in namespace linkerd-inject-policy: chart linkerd-inject-policy 0.3.0") {
+		t.Error("the embedded webhook chart is not installed as the binary's version")
+	}
+	if got := webhookImage(t, objs); got != DefaultImageRepository+":v0.3.0" {
+		t.Errorf("webhook image = %q, want %s:v0.3.0", got, DefaultImageRepository)
 	}
 	issuer := find(objs, "Secret", IssuerSecret)
 	caPEM, _, _ := unstructured.NestedString(issuer.Object, "stringData", "ca.crt")

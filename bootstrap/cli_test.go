@@ -35,14 +35,21 @@ type cliResult struct {
 	code           int
 }
 
-// runCLI runs the binary from the repository root, as a user of the source
-// tree would (the webhook chart is then found at its default path).
+// runCLI runs the binary from an empty directory, as a user with only the
+// binary would (no source tree: the webhook chart is the embedded one).
 func runCLI(t *testing.T, bin string, args ...string) cliResult {
+	t.Helper()
+	return runCLIEnv(t, bin, nil, args...)
+}
+
+// runCLIEnv is runCLI with extra environment variables.
+func runCLIEnv(t *testing.T, bin string, env []string, args ...string) cliResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Dir = ".."
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -56,8 +63,9 @@ func runCLI(t *testing.T, bin string, args ...string) cliResult {
 	return res
 }
 
-// The command line end to end: flags reach Run, the webhook chart is found
-// in the source tree, errors are one line on stderr with a non-zero exit.
+// The command line end to end, from the binary alone: flags reach Run, the
+// webhook chart is the embedded one, errors are one line on stderr with a
+// non-zero exit.
 func TestBootstrapCommandLine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("e2e: needs a real control plane; skipped in -short mode")
@@ -68,9 +76,35 @@ func TestBootstrapCommandLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join("..", "deploy", "charts", "linkerd-inject-policy", "Chart.yaml")); err != nil {
-		t.Fatalf("the webhook chart is not in the source tree: %v", err)
-	}
+
+	t.Run("an offline dry run needs only the binary and Linkerd's packaged charts, and prints no private key", func(t *testing.T) {
+		dir := t.TempDir()
+		packageCharts(t, dir, "2026.11.1")
+		noCluster := []string{"KUBECONFIG=" + filepath.Join(t.TempDir(), "none")}
+		res := runCLIEnv(t, bin, noCluster, "bootstrap", "--dry-run", "--chart-dir", dir, "--kube-version", "v1.31.0", "--viz")
+		if res.code != 0 {
+			t.Fatalf("exit %d: %s", res.code, res.stderr)
+		}
+		objs := parseStream(t, []byte(res.stdout))
+		if find(objs, "Deployment", "linkerd-destination") == nil || find(objs, "MutatingWebhookConfiguration", "linkerd-inject-policy") == nil || find(objs, "Job", "namespace-metadata") == nil {
+			t.Error("dry run output lacks the control plane, viz's hook Job or the webhook")
+		}
+		assertNoPrivateKey(t, res.stdout, objs)
+		if !strings.Contains(webhookImage(t, objs), DefaultImageRepository+":") {
+			t.Errorf("webhook image %q is not from %s", webhookImage(t, objs), DefaultImageRepository)
+		}
+		res = runCLIEnv(t, bin, noCluster, "bootstrap", "--dry-run", "--chart-dir", dir)
+		if want := "linkerd-inject-policy: --dry-run without a reachable cluster needs --kube-version (Helm would assume Kubernetes v1.20, which Linkerd's charts refuse); pass the version of the cluster you will install on, like --kube-version v1.31.0\n"; res.code != 1 || res.stderr != want {
+			t.Errorf("without --kube-version: exit %d, stderr %q, want exit 1 and %q", res.code, res.stderr, want)
+		}
+	})
+
+	t.Run("a --chart-dir that does not exist is named as such, with exit 2", func(t *testing.T) {
+		res := runCLI(t, bin, "bootstrap", "--kubeconfig", c.KubeconfigPath, "--chart-dir", "/nonexistent/charts")
+		if res.code != 2 || res.stderr != "--chart-dir /nonexistent/charts: no such directory\n" {
+			t.Errorf("exit %d, stderr %q", res.code, res.stderr)
+		}
+	})
 
 	t.Run("a bad flag value is one line on stderr and exit 2", func(t *testing.T) {
 		res := runCLI(t, bin, "bootstrap", "--kubeconfig", c.KubeconfigPath, "--identity", "vault")

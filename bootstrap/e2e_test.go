@@ -146,10 +146,42 @@ func keys(m map[string][]byte) []string {
 	return out
 }
 
+// resourceVersions records what a re-run must not change: namespaces,
+// identity Secrets, the charts' generated TLS Secrets, Deployment
+// generations, the hook Job and Helm's release Secrets.
 func resourceVersions(t *testing.T, cl *clients) map[string]string {
 	t.Helper()
 	ctx := context.Background()
 	out := map[string]string{}
+	for _, s := range [][2]string{
+		{ControlPlaneNamespace, "linkerd-proxy-injector-k8s-tls"}, {ControlPlaneNamespace, "linkerd-sp-validator-k8s-tls"},
+		{ControlPlaneNamespace, "linkerd-policy-validator-k8s-tls"}, {VizNamespace, "tap-k8s-tls"}, {VizNamespace, "tap-injector-k8s-tls"},
+	} {
+		sec, err := cl.kube.CoreV1().Secrets(s[0]).Get(ctx, s[1], metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("the chart's TLS Secret %s/%s: %v", s[0], s[1], err)
+		}
+		out["TLS Secret "+s[1]] = sec.ResourceVersion
+	}
+	for _, ns := range []string{ControlPlaneNamespace, VizNamespace, WebhookNamespace} {
+		deps, err := cl.kube.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range deps.Items {
+			out["Deployment generation "+d.Namespace+"/"+d.Name] = fmt.Sprint(d.Generation)
+		}
+	}
+	rels, err := cl.kube.CoreV1().Secrets(metav1.NamespaceAll).List(ctx, metav1.ListOptions{LabelSelector: "owner=helm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rels.Items {
+		out["Helm release Secret "+r.Namespace+"/"+r.Name] = r.ResourceVersion
+	}
+	if job, err := cl.kube.BatchV1().Jobs(VizNamespace).Get(ctx, "namespace-metadata", metav1.GetOptions{}); err == nil {
+		out["hook Job"] = string(job.UID)
+	}
 	for _, name := range []string{ControlPlaneNamespace, VizNamespace, WebhookNamespace} {
 		ns, err := cl.kube.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
@@ -179,13 +211,12 @@ func TestBootstrapGeneratedIdentityOnARealAPIServer(t *testing.T) {
 	if err := c.CreateNamespace(ctx, "shop", map[string]string{"team": "shop"}); err != nil {
 		t.Fatal(err)
 	}
-	webhookChart := webhookChartDir(t)
 	opts := func(mod func(*Options)) Options {
+		// The webhook's chart is the one built into the binary.
 		o := Options{
 			RESTConfig:    c.RESTConfig,
 			Identity:      IdentityGenerated,
 			ChartDir:      testChartDir,
-			WebhookChart:  webhookChart,
 			Viz:           true,
 			PrometheusURL: "http://kube-prometheus-stack-prometheus.k3s-monitoring.svc.cluster.local:9090",
 			GrafanaURL:    "kube-prometheus-stack-grafana.k3s-monitoring.svc.cluster.local:80",
@@ -215,6 +246,7 @@ func TestBootstrapGeneratedIdentityOnARealAPIServer(t *testing.T) {
 		if lines := progressLines(out); len(lines) != 7 || !strings.Contains(lines[0], "Kubernetes v1.") {
 			t.Errorf("progress = %q, want 7 lines, the first with the server version", lines)
 		}
+		assertNoPrivateKey(t, out.String(), objs)
 		for _, ns := range []string{ControlPlaneNamespace, VizNamespace, WebhookNamespace} {
 			if _, err := cl.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 				t.Errorf("dry run created namespace %s (err %v)", ns, err)
@@ -240,8 +272,8 @@ func TestBootstrapGeneratedIdentityOnARealAPIServer(t *testing.T) {
 		for i, want := range []string{
 			"[1/7] preflight: Kubernetes v1.", "[2/7] namespace: Namespace linkerd created",
 			"[3/7] identity issuer: Secret linkerd/linkerd-identity-issuer created (trust anchor generated",
-			"[4/7] linkerd: linkerd-crds 2026.11.1 installed (revision 1), linkerd-control-plane 2026.11.1 installed (revision 1)",
-			"[5/7] viz: Namespace linkerd-viz created, linkerd-viz 2026.11.1 installed (revision 1), PodMonitors in linkerd-viz 3 created",
+			"[4/7] linkerd: linkerd-crds 2026.11.1 installed (revision 1), linkerd-control-plane 2026.11.1 installed (revision 1), Linkerd edge-26.11.1 (",
+			"[5/7] viz: Namespace linkerd-viz created, linkerd-viz 2026.11.1 installed (revision 1), hooks started without waiting: ServiceAccount linkerd-viz/namespace-metadata, Role linkerd-viz/namespace-metadata, RoleBinding linkerd-viz/namespace-metadata, Job linkerd-viz/namespace-metadata, PodMonitors (admin ports) in linkerd-viz 3 created (",
 			"[6/7] webhook: Namespace linkerd-inject-policy created, linkerd-inject-policy ", "[7/7] wait: skipped (--wait=false)",
 		} {
 			if !strings.HasPrefix(lines[i], want) {
@@ -259,6 +291,17 @@ func TestBootstrapGeneratedIdentityOnARealAPIServer(t *testing.T) {
 		}
 		if ns.Annotations["linkerd.io/inject"] != "disabled" {
 			t.Errorf("namespace annotation linkerd.io/inject = %q, want disabled", ns.Annotations["linkerd.io/inject"])
+		}
+		if viz, err := cl.kube.CoreV1().Namespaces().Get(ctx, VizNamespace, metav1.GetOptions{}); err != nil || viz.Labels["pod-security.kubernetes.io/enforce"] != "privileged" {
+			t.Errorf("namespace %s is not privileged for Pod Security Admission (labels %v, err %v)", VizNamespace, viz.Labels, err)
+		}
+		// --wait=false: the hook Job was created and not waited for (it never completes here).
+		if job, err := cl.kube.BatchV1().Jobs(VizNamespace).Get(ctx, "namespace-metadata", metav1.GetOptions{}); err != nil || job.Status.Succeeded != 0 {
+			t.Errorf("hook Job %s/namespace-metadata: %v (succeeded %d), want created and not complete", VizNamespace, err, job.Status.Succeeded)
+		}
+		pm, err := cl.dynamic.Resource(podMonitorGVR).Namespace(VizNamespace).Get(ctx, "linkerd-controller", metav1.GetOptions{})
+		if err != nil || !strings.Contains(fmt.Sprint(pm.Object["spec"]), "regex:.*-admin$") {
+			t.Errorf("PodMonitor linkerd-controller does not keep the *-admin ports: %v (err %v)", pm, err)
 		}
 		assertIdentity(t, cl)
 		for _, r := range [][2]string{{CRDsRelease, ControlPlaneNamespace}, {ControlPlaneRelease, ControlPlaneNamespace}, {VizRelease, VizNamespace}, {WebhookRelease, WebhookNamespace}} {
@@ -303,8 +346,14 @@ func TestBootstrapGeneratedIdentityOnARealAPIServer(t *testing.T) {
 				t.Errorf("re-run changed something: %q", l)
 			}
 		}
-		if !strings.Contains(out.String(), "linkerd-control-plane 2026.11.1 unchanged (revision 1)") {
-			t.Error("re-run does not report the control plane unchanged")
+		for _, want := range []string{
+			"linkerd-crds 2026.11.1 unchanged (revision 1), linkerd-control-plane 2026.11.1 unchanged (revision 1)",
+			"linkerd-viz 2026.11.1 unchanged (revision 1), PodMonitors (admin ports) in linkerd-viz 3 unchanged",
+			"linkerd-inject-policy 0.1.0 unchanged (revision 1)",
+		} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("re-run does not report %q", want)
+			}
 		}
 		if after := resourceVersions(t, cl); fmt.Sprint(after) != fmt.Sprint(before) {
 			t.Errorf("objects changed: before %v, after %v", before, after)
@@ -324,6 +373,44 @@ func TestBootstrapGeneratedIdentityOnARealAPIServer(t *testing.T) {
 		}
 		if !strings.Contains(out.String(), "linkerd-crds 2026.11.1 unchanged (revision 1), linkerd-control-plane 2026.11.1 unchanged (revision 1)") {
 			t.Error("charts from the repository are not recognised as the deployed ones")
+		}
+	})
+
+	t.Run("a hook Job that never completes fails a waiting install with its name, and a re-run replaces it", func(t *testing.T) {
+		if _, err := uninstallRelease(cl.config, VizRelease, VizNamespace, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		// Helm leaves hook objects behind; uninstall removes those started without waiting.
+		if _, err := cl.kube.BatchV1().Jobs(VizNamespace).Get(ctx, "namespace-metadata", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("hook Job of the uninstalled release still there (err %v)", err)
+		}
+		_, err := runBootstrap(ctx, t, opts(func(o *Options) { o.Wait = true; o.Timeout = 3 * time.Second }))
+		assertExactError(t, err, "post-install hook Job linkerd-viz/namespace-metadata of release linkerd-viz/linkerd-viz did not complete within 3s; check its pods (kubectl -n linkerd-viz describe job namespace-metadata), raise --timeout, or pass --wait=false to start hooks without waiting; a re-run replaces the hook")
+		if got := releaseState(t, cl.config, VizRelease, VizNamespace); got != "revision 1 failed" {
+			t.Errorf("viz after the hook timed out: %s, want revision 1 failed", got)
+		}
+		failed, err := cl.kube.BatchV1().Jobs(VizNamespace).Get(ctx, "namespace-metadata", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		out, err := runBootstrap(ctx, t, opts(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A release whose install hooks never completed is installed again, so they run again.
+		if !strings.Contains(out.String(), "linkerd-viz 2026.11.1 installed (revision 2), hooks started without waiting: ") {
+			t.Error("the re-run did not install viz again with its hooks")
+		}
+		if got := releaseState(t, cl.config, VizRelease, VizNamespace); got != "revision 2 deployed" {
+			t.Errorf("viz after the re-run: %s, want revision 2 deployed", got)
+		}
+		jobs, err := cl.kube.BatchV1().Jobs(VizNamespace).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(jobs.Items) != 1 || jobs.Items[0].UID == failed.UID {
+			t.Errorf("Jobs in %s after the re-run: %d, the failed one kept: %v; want one new Job", VizNamespace, len(jobs.Items), len(jobs.Items) > 0 && jobs.Items[0].UID == failed.UID)
 		}
 	})
 
@@ -747,7 +834,7 @@ func TestBootstrapCertManagerIdentityOnARealAPIServer(t *testing.T) {
 			"commonName": "identity.linkerd.cluster.local", "isCA": true,
 			"issuerRef":  map[string]any{"name": "ca-issuer", "kind": "ClusterIssuer", "group": "cert-manager.io"},
 			"dnsNames":   []any{"identity.linkerd.cluster.local"},
-			"privateKey": map[string]any{"algorithm": "ECDSA"},
+			"privateKey": map[string]any{"algorithm": "ECDSA", "rotationPolicy": "Always"},
 			"usages":     []any{"cert sign", "crl sign", "server auth", "client auth"},
 		}
 		for k, v := range want {
@@ -774,6 +861,9 @@ func TestBootstrapCertManagerIdentityOnARealAPIServer(t *testing.T) {
 		}
 		if !strings.Contains(out.String(), "linkerd-crds 2026.11.1 unchanged (revision 1), linkerd-control-plane 2026.11.1 unchanged (revision 2)") {
 			t.Error("re-run did not leave the releases unchanged")
+		}
+		if !strings.Contains(out.String(), "[3/7] identity issuer: Certificate linkerd/linkerd-identity-issuer applied, signed by ClusterIssuer/ca-issuer; not waiting for it (--wait=false), trust anchor from the issued Secret") {
+			t.Error("under --wait=false the re-run did not take the issued Secret without waiting")
 		}
 		secretAfter, err := cl.kube.CoreV1().Secrets(ControlPlaneNamespace).Get(ctx, IssuerSecret, metav1.GetOptions{})
 		if err != nil {

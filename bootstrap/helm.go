@@ -1,8 +1,10 @@
 package bootstrap
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -10,7 +12,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -25,7 +26,9 @@ import (
 	"helm.sh/helm/v3/pkg/releaseutil"
 	"helm.sh/helm/v3/pkg/repo"
 	"helm.sh/helm/v3/pkg/storage/driver"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
 )
 
 // chartSource finds the Linkerd charts: a Helm repository (the default) or
@@ -33,31 +36,6 @@ import (
 type chartSource interface {
 	Load(name string) (*chart.Chart, error)
 	String() string
-}
-
-// dirSource loads DIR/NAME (an unpacked chart) or DIR/NAME-*.tgz.
-type dirSource struct{ dir string }
-
-func (s dirSource) String() string { return s.dir }
-
-func (s dirSource) Load(name string) (*chart.Chart, error) {
-	path := filepath.Join(s.dir, name)
-	if _, err := os.Stat(path); err != nil {
-		matches, _ := filepath.Glob(filepath.Join(s.dir, name+"-*.tgz"))
-		if len(matches) == 0 {
-			return nil, &Error{
-				Problem: fmt.Sprintf("chart %s not found in --chart-dir %s", name, s.dir),
-				Fix:     fmt.Sprintf("put the unpacked chart in %s (helm pull --untar) or its .tgz next to it", path),
-			}
-		}
-		sort.Strings(matches)
-		path = matches[len(matches)-1]
-	}
-	ch, err := loader.Load(path)
-	if err != nil {
-		return nil, &Error{Problem: fmt.Sprintf("load chart %s", path), Err: err, Fix: "check it is a valid Helm chart"}
-	}
-	return ch, nil
 }
 
 // repoSource downloads charts from a Helm repository by name and version.
@@ -141,6 +119,9 @@ func (s *repoSource) Load(name string) (*chart.Chart, error) {
 	if err != nil {
 		return nil, s.unreachable(name, fmt.Errorf("load %s: %w", chartURL, err))
 	}
+	if err := checkDependencies(ch, chartURL); err != nil {
+		return nil, err
+	}
 	return ch, nil
 }
 
@@ -150,20 +131,36 @@ type helmRelease struct {
 	namespace string
 	chart     *chart.Chart
 	values    map[string]any
+	// digest is chartDigest of the chart as loaded, taken before Helm
+	// touches it (Helm merges subchart values into the chart it renders).
+	digest string
 }
+
+func newHelmRelease(name, namespace string, ch *chart.Chart, vals map[string]any) helmRelease {
+	return helmRelease{name: name, namespace: namespace, chart: ch, values: vals, digest: chartDigest(ch)}
+}
+
+// chartDigestLabel is the release label (on Helm's release Secret) holding
+// the digest of the chart a revision was made from. Helm stores a chart
+// without its subcharts and with their values merged in, so the stored
+// chart can never be compared with the loaded one.
+const chartDigestLabel = "linkerd-inject-policy.io/chart-digest"
 
 // helmOutcome says what ensureRelease did.
 type helmOutcome struct {
 	action   string // installed, upgraded, unchanged
 	revision int
 	release  *release.Release
+	// hooks started without waiting (--wait=false).
+	hooks []string
 }
 
 func (o helmOutcome) String() string {
-	if o.action == "unchanged" {
-		return fmt.Sprintf("unchanged (revision %d)", o.revision)
+	s := fmt.Sprintf("%s (revision %d)", o.action, o.revision)
+	if len(o.hooks) > 0 {
+		s += fmt.Sprintf(", hooks started without waiting: %s", strings.Join(o.hooks, ", "))
 	}
-	return fmt.Sprintf("%s (revision %d)", o.action, o.revision)
+	return s
 }
 
 func helmConfig(cfg *rest.Config, namespace string) (*action.Configuration, error) {
@@ -178,50 +175,84 @@ func helmConfig(cfg *rest.Config, namespace string) (*action.Configuration, erro
 	return ac, nil
 }
 
-// lastRelease returns the newest revision of a release, or nil if there is none.
-func lastRelease(ac *action.Configuration, name string) (*release.Release, error) {
-	h := action.NewHistory(ac)
-	rels, err := h.Run(name)
-	if errors.Is(err, driver.ErrReleaseNotFound) || (err == nil && len(rels) == 0) {
+// releaseHistory returns every revision of a release, oldest first.
+func releaseHistory(ac *action.Configuration, name string) ([]*release.Release, error) {
+	rels, err := action.NewHistory(ac).Run(name)
+	if errors.Is(err, driver.ErrReleaseNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("history of release %s: %w", name, err)
 	}
 	releaseutil.SortByRevision(rels)
+	return rels, nil
+}
+
+// lastRelease returns the newest revision of a release, or nil if there is none.
+func lastRelease(ac *action.Configuration, name string) (*release.Release, error) {
+	rels, err := releaseHistory(ac, name)
+	if err != nil || len(rels) == 0 {
+		return nil, err
+	}
 	return rels[len(rels)-1], nil
 }
 
-// ensureRelease installs r, or upgrades it when its rendered manifest or
-// values differ from the deployed revision, so a re-run leaves revisions
-// alone. A revision left pending by an interrupted run is marked failed
-// first, which is what lets the upgrade go ahead.
-func ensureRelease(ctx context.Context, cfg *rest.Config, r helmRelease, timeout time.Duration) (helmOutcome, error) {
+// neverDeployed reports whether no revision of a release was ever
+// deployed: its install failed (a hook that did not complete) or was
+// interrupted. Such a release is installed again, not upgraded, so that
+// its install hooks run again.
+func neverDeployed(rels []*release.Release) bool {
+	for _, r := range rels {
+		if r.Info.Status == release.StatusDeployed || r.Info.Status == release.StatusSuperseded {
+			return false
+		}
+	}
+	return true
+}
+
+// ensureRelease installs r, or upgrades it when its chart, values or set
+// of objects differ from the deployed revision, so a re-run leaves
+// revisions alone. A revision left pending by an interrupted run is marked
+// failed first, which is what lets the upgrade go ahead. Without wait,
+// Helm's hooks are started, not waited for.
+func ensureRelease(ctx context.Context, cfg *rest.Config, r helmRelease, timeout time.Duration, wait bool) (helmOutcome, error) {
 	ac, err := helmConfig(cfg, r.namespace)
 	if err != nil {
 		return helmOutcome{}, err
 	}
-	last, err := lastRelease(ac, r.name)
+	history, err := releaseHistory(ac, r.name)
 	if err != nil {
 		return helmOutcome{}, err
 	}
-	if last == nil || last.Info.Status == release.StatusUninstalled {
+	var last *release.Release
+	if len(history) > 0 {
+		last = history[len(history)-1]
+	}
+	if last != nil && last.Info.Status.IsPending() {
+		last.SetStatus(release.StatusFailed, "interrupted; recovered by linkerd-inject-policy bootstrap")
+		if err := ac.Releases.Update(last); err != nil {
+			return helmOutcome{}, fmt.Errorf("recover interrupted release %s/%s: %w", r.namespace, r.name, err)
+		}
+	}
+	labels := map[string]string{chartDigestLabel: r.digest[:32]}
+
+	if last == nil || last.Info.Status == release.StatusUninstalled || neverDeployed(history) {
 		in := action.NewInstall(ac)
 		in.ReleaseName = r.name
 		in.Namespace = r.namespace
 		in.Timeout = timeout
 		in.Replace = last != nil
+		in.Labels = labels
+		in.DisableHooks = !wait
 		rel, err := in.RunWithContext(ctx, r.chart, r.values)
 		if err != nil {
-			return helmOutcome{}, fmt.Errorf("install release %s/%s: %w", r.namespace, r.name, err)
+			return helmOutcome{}, hookError(failedRelease(ac, r.name), fmt.Errorf("install release %s/%s: %w", r.namespace, r.name, err), timeout)
 		}
-		return helmOutcome{action: "installed", revision: rel.Version, release: rel}, nil
-	}
-	if last.Info.Status.IsPending() {
-		last.SetStatus(release.StatusFailed, "interrupted; recovered by linkerd-inject-policy bootstrap")
-		if err := ac.Releases.Update(last); err != nil {
-			return helmOutcome{}, fmt.Errorf("recover interrupted release %s/%s: %w", r.namespace, r.name, err)
+		out := helmOutcome{action: "installed", revision: rel.Version, release: rel}
+		if !wait {
+			out.hooks, err = startReleaseHooks(ac, rel, timeout, release.HookPreInstall, release.HookPostInstall)
 		}
+		return out, err
 	}
 
 	// Render what an upgrade would deploy, without deploying it.
@@ -232,35 +263,96 @@ func ensureRelease(ctx context.Context, cfg *rest.Config, r helmRelease, timeout
 	if err != nil {
 		return helmOutcome{}, fmt.Errorf("render release %s/%s: %w", r.namespace, r.name, err)
 	}
-	if last.Info.Status == release.StatusDeployed && sameRelease(last, rendered, r.chart, r.values) {
+	if last.Info.Status == release.StatusDeployed && sameRelease(last, rendered, r) {
 		return helmOutcome{action: "unchanged", revision: last.Version, release: last}, nil
 	}
 
 	up := action.NewUpgrade(ac)
 	up.Namespace = r.namespace
 	up.Timeout = timeout
+	up.Labels = labels
+	up.DisableHooks = !wait
 	// Keep a few revisions for `helm rollback`, not an unbounded pile.
 	up.MaxHistory = 10
 	rel, err := up.RunWithContext(ctx, r.name, r.chart, r.values)
 	if err != nil {
-		return helmOutcome{}, fmt.Errorf("upgrade release %s/%s: %w", r.namespace, r.name, err)
+		return helmOutcome{}, hookError(failedRelease(ac, r.name), fmt.Errorf("upgrade release %s/%s: %w", r.namespace, r.name, err), timeout)
 	}
-	return helmOutcome{action: "upgraded", revision: rel.Version, release: rel}, nil
+	out := helmOutcome{action: "upgraded", revision: rel.Version, release: rel}
+	if !wait {
+		out.hooks, err = startReleaseHooks(ac, rel, timeout, release.HookPreUpgrade, release.HookPostUpgrade)
+	}
+	return out, err
 }
 
-// sameRelease reports whether deploying ch with vals would change nothing.
-// The rendered manifest is the first test. Charts that generate secrets in
-// their templates (Linkerd's control plane makes its webhooks' certificates
-// with genCA unless told otherwise) render differently every time, so
-// identical chart content and values also count as unchanged.
-func sameRelease(deployed, rendered *release.Release, ch *chart.Chart, vals map[string]any) bool {
-	if !sameValues(deployed.Config, vals) {
+// failedRelease is the revision Helm recorded for a failed action, which
+// marks the hook that failed; nil if there is none.
+func failedRelease(ac *action.Configuration, name string) *release.Release {
+	rel, err := lastRelease(ac, name)
+	if err != nil || rel == nil || rel.Info.Status != release.StatusFailed {
+		return nil
+	}
+	return rel
+}
+
+// startReleaseHooks starts the hooks of rel for events; if one cannot be
+// created the revision is marked failed, so the next run tries again.
+// Pre-hooks start after the release's objects here: without waiting
+// there is nothing they could hold back.
+func startReleaseHooks(ac *action.Configuration, rel *release.Release, timeout time.Duration, events ...release.HookEvent) ([]string, error) {
+	var started []string
+	for _, e := range events {
+		s, err := startHooks(ac, rel, e, timeout)
+		started = append(started, s...)
+		if err != nil {
+			rel.SetStatus(release.StatusFailed, "hook not started by linkerd-inject-policy bootstrap: "+oneLine(err.Error()))
+			if uerr := ac.Releases.Update(rel); uerr != nil {
+				return started, fmt.Errorf("%w (and marking release %s/%s failed: %v)", err, rel.Namespace, rel.Name, uerr)
+			}
+			return started, fmt.Errorf("release %s/%s: %w", rel.Namespace, rel.Name, err)
+		}
+	}
+	return started, nil
+}
+
+// sameRelease reports whether deploying r would change nothing. Charts
+// that generate secrets in their templates (Linkerd's make their webhooks'
+// TLS Secrets with genSelfSignedCert) render differently every time, so the
+// rendered manifests cannot decide. What does: the same values, the same
+// chart (its digest in the release's label), and the same set of objects
+// (a chart that renders other objects for another cluster, such as the
+// webhook's Certificate once cert-manager is there, must be upgraded).
+// Releases from before the label are unchanged only if their manifest is.
+func sameRelease(deployed, rendered *release.Release, r helmRelease) bool {
+	if !sameValues(deployed.Config, r.values) {
 		return false
 	}
 	if deployed.Manifest == rendered.Manifest {
 		return true
 	}
-	return deployed.Chart != nil && chartDigest(deployed.Chart) == chartDigest(ch)
+	return deployed.Labels[chartDigestLabel] == r.digest[:32] &&
+		strings.Join(objectSet(deployed), "\n") == strings.Join(objectSet(rendered), "\n")
+}
+
+// objectSet lists kind, namespace and name of every object of a release.
+func objectSet(rel *release.Release) []string {
+	var out []string
+	for _, doc := range releaseutil.SplitManifests(rel.Manifest) {
+		var head struct {
+			APIVersion string `json:"apiVersion"`
+			Kind       string `json:"kind"`
+			Metadata   struct {
+				Name      string `json:"name"`
+				Namespace string `json:"namespace"`
+			} `json:"metadata"`
+		}
+		if err := yaml.Unmarshal([]byte(doc), &head); err != nil || head.Kind == "" {
+			continue
+		}
+		out = append(out, head.APIVersion+" "+head.Kind+" "+head.Metadata.Namespace+"/"+head.Metadata.Name)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func sameValues(a, b map[string]any) bool {
@@ -273,14 +365,16 @@ func sameValues(a, b map[string]any) bool {
 	return errA == nil && errB == nil && string(ja) == string(jb)
 }
 
-// chartDigest hashes everything of a chart that can change what it renders.
+// chartDigest hashes everything of a chart, subcharts included, that can
+// change what it renders.
 func chartDigest(ch *chart.Chart) string {
 	h := sha256.New()
 	var walk func(c *chart.Chart)
 	walk = func(c *chart.Chart) {
 		meta, _ := json.Marshal(c.Metadata)
 		vals, _ := json.Marshal(c.Values)
-		fmt.Fprintf(h, "chart %s\nvalues %s\n", meta, vals)
+		fmt.Fprintf(h, "chart %s\nvalues %s\nschema %d\n", meta, vals, len(c.Schema))
+		h.Write(c.Schema)
 		for _, set := range [][]*chart.File{c.Templates, c.Files} {
 			files := append([]*chart.File(nil), set...)
 			sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
@@ -300,8 +394,9 @@ func chartDigest(ch *chart.Chart) string {
 }
 
 // renderRelease renders r client-side for --dry-run, with the cluster's
-// Kubernetes version and API versions when known, and writes every manifest (CRDs and hooks
-// included) to w.
+// (or --kube-version's) Kubernetes version and API versions when known,
+// and writes every manifest (CRDs and hooks included) to w, private keys
+// redacted.
 func renderRelease(r helmRelease, kubeVersion string, apiVersions []string, w io.Writer) error {
 	in := action.NewInstall(&action.Configuration{})
 	in.ReleaseName = r.name
@@ -322,17 +417,63 @@ func renderRelease(r helmRelease, kubeVersion string, apiVersions []string, w io
 		return fmt.Errorf("render release %s/%s: %w", r.namespace, r.name, err)
 	}
 	fmt.Fprintf(w, "# Helm release %s in namespace %s: chart %s %s\n", r.name, r.namespace, r.chart.Name(), r.chart.Metadata.Version)
-	manifest := strings.TrimSpace(rel.Manifest)
-	if manifest != "" {
-		if !strings.HasPrefix(manifest, "---") {
-			fmt.Fprintln(w, "---")
-		}
-		fmt.Fprintln(w, manifest)
+	for _, doc := range releaseutil.SplitManifests(rel.Manifest) {
+		fmt.Fprintf(w, "---\n%s\n", redactPrivateKeys(strings.TrimSpace(doc)))
 	}
 	for _, hook := range rel.Hooks {
-		fmt.Fprintf(w, "---\n# Source: %s (hook %v)\n%s\n", hook.Path, hook.Events, strings.TrimSpace(hook.Manifest))
+		fmt.Fprintf(w, "---\n# Source: %s (hook %v)\n%s\n", hook.Path, hook.Events, redactPrivateKeys(strings.TrimSpace(hook.Manifest)))
 	}
 	return nil
+}
+
+// redactedNote replaces a private key in --dry-run output.
+const redactedNote = "<private key redacted: the real run's chart generates its own>"
+
+// redactPrivateKeys returns a rendered document with the private keys of a
+// Secret (a charts' generated webhook TLS key, say) replaced by a note, and
+// a comment saying so; anything else is returned as it is.
+func redactPrivateKeys(doc string) string {
+	var obj map[string]any
+	if err := yaml.Unmarshal([]byte(doc), &obj); err != nil || obj["kind"] != "Secret" {
+		return doc
+	}
+	var redacted []string
+	for _, field := range []string{"data", "stringData"} {
+		data, _ := obj[field].(map[string]any)
+		for k, v := range data {
+			str, _ := v.(string)
+			if field == "data" {
+				if dec, err := base64.StdEncoding.DecodeString(str); err == nil {
+					str = string(dec)
+				}
+			}
+			if str != redactedNote && (strings.Contains(str, "PRIVATE KEY") || k == corev1.TLSPrivateKeyKey) {
+				delete(data, k)
+				if obj["stringData"] == nil {
+					obj["stringData"] = map[string]any{}
+				}
+				obj["stringData"].(map[string]any)[k] = redactedNote
+				redacted = append(redacted, k)
+			}
+		}
+	}
+	if len(redacted) == 0 {
+		return doc
+	}
+	out, err := yaml.Marshal(obj)
+	if err != nil {
+		return "# a Secret that could not be re-encoded without its private key was left out"
+	}
+	sort.Strings(redacted)
+	// Keep Helm's "# Source:" line.
+	var comments []string
+	for _, line := range strings.Split(doc, "\n") {
+		if strings.HasPrefix(line, "#") {
+			comments = append(comments, line)
+		}
+	}
+	comments = append(comments, "# private key data redacted from the dry run: "+strings.Join(redacted, ", "))
+	return strings.Join(comments, "\n") + "\n" + strings.TrimSpace(string(out))
 }
 
 // uninstallRelease removes a release if it exists; it reports whether it did.
@@ -353,5 +494,29 @@ func uninstallRelease(cfg *rest.Config, name, namespace string, timeout time.Dur
 	if _, err := un.Run(name); err != nil {
 		return false, fmt.Errorf("uninstall release %s/%s: %w", namespace, name, err)
 	}
+	// Helm leaves hook objects alone; those of install and upgrade hooks
+	// that were started without waiting (--wait=false) are still there.
+	for _, h := range last.Hooks {
+		if h.Kind == "CustomResourceDefinition" || !hasInstallEvent(h) {
+			continue
+		}
+		resources, err := ac.KubeClient.Build(bytes.NewBufferString(h.Manifest), false)
+		if err != nil {
+			return true, fmt.Errorf("hook %s %s/%s of release %s/%s: %w", h.Kind, namespace, h.Name, namespace, name, err)
+		}
+		if _, errs := ac.KubeClient.Delete(resources); len(errs) > 0 {
+			return true, fmt.Errorf("delete hook %s %s/%s of release %s/%s: %w", h.Kind, namespace, h.Name, namespace, name, errs[0])
+		}
+	}
 	return true, nil
+}
+
+func hasInstallEvent(h *release.Hook) bool {
+	for _, e := range h.Events {
+		switch e {
+		case release.HookPreInstall, release.HookPostInstall, release.HookPreUpgrade, release.HookPostUpgrade:
+			return true
+		}
+	}
+	return false
 }

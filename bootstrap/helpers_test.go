@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/yaml"
+
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/e2e/cluster"
 )
 
 // testChartDir holds the test charts that mimic Linkerd's.
@@ -107,6 +109,7 @@ func progressLines(out *bytes.Buffer) []string {
 }
 
 func TestMain(m *testing.M) {
+	cluster.Isolate("github.com/cert-manager/cert-manager@v1.21.2")
 	// envtest logs through controller-runtime's global logger; without one
 	// it prints a warning with a stack trace into every e2e test's output.
 	ctrllog.SetLogger(logr.Discard())

@@ -9,9 +9,11 @@ package bootstrap
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
+	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/getter"
 	"k8s.io/client-go/rest"
 )
@@ -35,6 +37,9 @@ const (
 const (
 	// DefaultRepoURL is Linkerd's edge Helm repository.
 	DefaultRepoURL = "https://helm.linkerd.io/edge"
+	// DefaultImageRepository is where this webhook's image is published; the
+	// default tag is the binary's version.
+	DefaultImageRepository = "ghcr.io/linkerd-inject-policy/linkerd-inject-policy"
 	// DefaultIssuerRef is the usual name of the cert-manager CA ClusterIssuer.
 	DefaultIssuerRef = "ClusterIssuer/ca-issuer"
 
@@ -101,9 +106,18 @@ type Options struct {
 	// Prometheus operator CRDs exist (default VizNamespace).
 	PodMonitorNamespace string
 
-	// WebhookChart is the directory of this webhook's chart
-	// (deploy/charts/linkerd-inject-policy).
+	// WebhookChart is a directory or .tgz of this webhook's chart, instead
+	// of the chart built into the binary.
 	WebhookChart string
+	// WebhookValuesFiles and WebhookSetValues (-f and --set) go to the
+	// webhook's chart, over bootstrap's own values for it (the image, the
+	// policy mode).
+	WebhookValuesFiles []string
+	WebhookSetValues   []string
+	// BinaryVersion is the version of this binary: the embedded chart is
+	// installed as that version (when it is a semantic version) and the
+	// default image is DefaultImageRepository:BinaryVersion.
+	BinaryVersion string
 	// PolicyMode is PolicyModeAudit (default), PolicyModeEnforce or PolicyModeOptIn.
 	PolicyMode string
 
@@ -113,6 +127,10 @@ type Options struct {
 	Timeout time.Duration
 	// DryRun renders every object to the writer as YAML and changes nothing.
 	DryRun bool
+	// KubeVersion is the Kubernetes version a dry run renders for
+	// ("v1.31.0"), instead of the cluster's; without a cluster it is
+	// required, since Helm would assume v1.20.
+	KubeVersion string
 
 	// Now is the clock for certificates (default time.Now).
 	Now func() time.Time
@@ -165,8 +183,18 @@ func (o Options) withDefaults() (Options, issuerRef, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.WebhookChart == "" {
-		return o, issuerRef{}, usageError("no chart for the webhook itself: pass --webhook-chart DIR (deploy/charts/linkerd-inject-policy in the source tree)")
+	if o.ChartDir != "" {
+		if st, err := os.Stat(o.ChartDir); err != nil || !st.IsDir() {
+			return o, issuerRef{}, usageError("--chart-dir %s: no such directory", o.ChartDir)
+		}
+	}
+	if o.KubeVersion != "" {
+		if !o.DryRun {
+			return o, issuerRef{}, usageError("--kube-version %s: only with --dry-run (an install renders for the cluster's own version)", o.KubeVersion)
+		}
+		if _, err := chartutil.ParseKubeVersion(o.KubeVersion); err != nil {
+			return o, issuerRef{}, usageError("--kube-version %q: not a Kubernetes version (like v1.31.0)", o.KubeVersion)
+		}
 	}
 	return o, ref, nil
 }

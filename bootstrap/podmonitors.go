@@ -9,12 +9,18 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/policy"
 )
 
-// podMonitorsYAML are the PodMonitors that translate Linkerd's Prometheus
-// scrape configuration for the Prometheus operator. Guides often spell one field source_labels, which the CRD does not know (it would be
-// dropped, and the job relabelling with it); here it is sourceLabels.
-const podMonitorsYAML = `
+// The PodMonitors Linkerd's docs give for an external Prometheus operator,
+// in two generations. Guides often spell one field source_labels, which the
+// CRD does not know (it would be dropped, and the job relabelling with it);
+// here it is sourceLabels.
+//
+// podMonitorsAdminHTTP is the set for Linkerd before edge-25.6.3 (stable
+// 2.18 and older): every control-plane admin port was named admin-http.
+const podMonitorsAdminHTTP = `
 - metadata:
     name: linkerd-controller
   spec:
@@ -57,6 +63,59 @@ const podMonitorsYAML = `
         action: replace
         targetLabel: job
         replacement: linkerd-service-mirror
+`
+
+// podMonitorsAdmin is the set for edge-25.6.3 and later (stable 2.19+),
+// as Linkerd's own PodMonitor template has it: control-plane admin ports
+// are named dest-admin, spval-admin, policy-admin, ident-admin,
+// injector-admin, …; those are kept by the .*-admin$ suffix and the
+// proxy's linkerd-admin, scraped by linkerd-proxy, is dropped.
+const podMonitorsAdmin = `
+- metadata:
+    name: linkerd-controller
+  spec:
+    namespaceSelector:
+      matchNames: [linkerd, linkerd-viz]
+    selector:
+      matchLabels: {}
+    podMetricsEndpoints:
+    - interval: 10s
+      scrapeTimeout: 10s
+      relabelings:
+      - sourceLabels: [__meta_kubernetes_pod_container_port_name]
+        action: keep
+        regex: .*-admin$
+      - sourceLabels: [__meta_kubernetes_pod_container_port_name]
+        action: drop
+        regex: linkerd-admin
+      - sourceLabels: [__meta_kubernetes_pod_container_name]
+        action: replace
+        targetLabel: component
+- metadata:
+    name: linkerd-multicluster-controller
+  spec:
+    namespaceSelector:
+      any: true
+    selector:
+      matchLabels: {}
+    podMetricsEndpoints:
+    - interval: 10s
+      scrapeTimeout: 10s
+      relabelings:
+      - sourceLabels: [__meta_kubernetes_pod_label_linkerd_io_control_plane_component, __meta_kubernetes_pod_container_port_name]
+        action: keep
+        regex: (linkerd-service-mirror|controller);.*-admin$
+      - sourceLabels: [__meta_kubernetes_pod_container_port_name]
+        action: drop
+        regex: linkerd-admin
+      - sourceLabels: [__meta_kubernetes_pod_container_name]
+        action: replace
+        targetLabel: component
+`
+
+// podMonitorProxy scrapes every meshed pod's proxy (port linkerd-admin of
+// container linkerd-proxy), in both generations.
+const podMonitorProxy = `
 - metadata:
     name: linkerd-proxy
   spec:
@@ -104,12 +163,29 @@ const podMonitorsYAML = `
         replacement: linkerd-proxy
 `
 
+// podMonitorSet says which PodMonitors suit a Linkerd version
+// (linkerdVersion of the control-plane chart): "admin" from the release
+// that renamed the admin ports (edge-25.6.3, stable 2.19), "admin-http" for
+// older ones. An unrecognised version gets "admin": bootstrap installs
+// current charts.
+func podMonitorSet(version string) string {
+	r := policy.ParseLinkerdVersion(version)
+	if r.Known() && !r.Since(policy.Version{Major: 2, Minor: 19}, [3]int{25, 6, 3}) {
+		return "admin-http"
+	}
+	return "admin"
+}
+
 // podMonitorObjects returns the PodMonitors in namespace, labelled
 // the way kube-prometheus-stack selects them (release: kube-prometheus-stack is what that stack's
 // Prometheus selects) and as bootstrap's.
-func podMonitorObjects(namespace string) ([]*unstructured.Unstructured, error) {
+func podMonitorObjects(namespace, set string) ([]*unstructured.Unstructured, error) {
+	src := podMonitorsAdmin
+	if set == "admin-http" {
+		src = podMonitorsAdminHTTP
+	}
 	var items []map[string]any
-	if err := yaml.Unmarshal([]byte(podMonitorsYAML), &items); err != nil {
+	if err := yaml.Unmarshal([]byte(src+podMonitorProxy), &items); err != nil {
 		return nil, fmt.Errorf("parse built-in PodMonitors: %w", err)
 	}
 	out := make([]*unstructured.Unstructured, 0, len(items))
@@ -128,7 +204,8 @@ func (r *runner) podMonitors(ctx context.Context) (string, error) {
 	if r.c != nil && !r.hasPodMonitors {
 		return "PodMonitors skipped (no Prometheus operator CRDs)", nil
 	}
-	objs, err := podMonitorObjects(r.o.PodMonitorNamespace)
+	set := podMonitorSet(linkerdVersion(r.controlPlane))
+	objs, err := podMonitorObjects(r.o.PodMonitorNamespace, set)
 	if err != nil {
 		return "", err
 	}
@@ -136,7 +213,7 @@ func (r *runner) podMonitors(ctx context.Context) (string, error) {
 		if err := writeYAML(r.out, "viz PodMonitors", objs...); err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("%d PodMonitors rendered", len(objs)), nil
+		return fmt.Sprintf("%d PodMonitors (%s ports) rendered", len(objs), set), nil
 	}
 	if _, err := r.c.kube.CoreV1().Namespaces().Get(ctx, r.o.PodMonitorNamespace, metav1.GetOptions{}); apierrors.IsNotFound(err) {
 		return "", &Error{Problem: fmt.Sprintf("namespace %s for the PodMonitors does not exist", r.o.PodMonitorNamespace), Fix: "create it or pass --podmonitor-namespace of your Prometheus stack"}
@@ -155,5 +232,5 @@ func (r *runner) podMonitors(ctx context.Context) (string, error) {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
 		}
 	}
-	return fmt.Sprintf("PodMonitors in %s %s", r.o.PodMonitorNamespace, strings.Join(parts, ", ")), nil
+	return fmt.Sprintf("PodMonitors (%s ports) in %s %s", set, r.o.PodMonitorNamespace, strings.Join(parts, ", ")), nil
 }

@@ -1,7 +1,10 @@
 package certs
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -123,4 +126,28 @@ func VerifyIssuer(issuerPEM, anchorPEM []byte, now time.Time) (time.Duration, er
 		return 0, fmt.Errorf("identity issuer %q does not chain to the trust anchor at %s: %w", issuer.Subject.CommonName, now.UTC().Format(time.RFC3339), err)
 	}
 	return issuer.NotAfter.Sub(now), nil
+}
+
+// TrustRootSHA256 is the value Linkerd writes to a pod's
+// linkerd.io/trust-root-sha256 annotation for a trust bundle: the lowercase
+// hex SHA-256 of the bundle's bytes exactly as given, nothing trimmed or
+// re-encoded. Linkerd's proxy injector hashes the ca-bundle.crt file it
+// mounts from ConfigMap linkerd-identity-trust-roots, and its chart
+// annotates the control plane's own pods with the sha256sum of the
+// identityTrustAnchorsPEM value; pass the ConfigMap's ca-bundle.crt as it is
+// to compare with injected workloads. The two agree when the value has no
+// leading or trailing whitespace (the chart trims it into the ConfigMap),
+// which EncodeTrustBundle guarantees.
+func TrustRootSHA256(bundlePEM []byte) string {
+	sum := sha256.Sum256(bundlePEM)
+	return hex.EncodeToString(sum[:])
+}
+
+// EncodeTrustBundle writes roots as one PEM bundle in the given order, without
+// the final newline: the form Linkerd's control-plane chart renders into
+// ConfigMap linkerd-identity-trust-roots (it trims identityTrustAnchorsPEM),
+// so a bundle passed as that value hashes (TrustRootSHA256) the same in the
+// control plane's pods and in the workloads injected from the ConfigMap.
+func EncodeTrustBundle(roots []*x509.Certificate) []byte {
+	return bytes.TrimRight(encodeCerts(roots), "\n")
 }

@@ -181,3 +181,52 @@ func mustLeaf(t *testing.T, ca *KeyPair) *KeyPair {
 	}
 	return kp
 }
+
+func TestTrustRootSHA256(t *testing.T) {
+	a, b := mustAnchor(t, t0, 0), mustAnchor(t, t0, 0)
+	bundle := EncodeTrustBundle([]*x509.Certificate{a.Cert, b.Cert})
+	tests := []struct {
+		name   string
+		bundle []byte
+		want   string
+	}{
+		// sha256 of no bytes, the published test vector.
+		{"an empty bundle hashes as zero bytes", nil, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+		{"the hash is lowercase hex of the bundle's bytes", []byte("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := TrustRootSHA256(tt.bundle); got != tt.want {
+				t.Errorf("TrustRootSHA256 = %s, want %s", got, tt.want)
+			}
+		})
+	}
+	t.Run("a trailing newline is a different bundle, as for Linkerd's injector", func(t *testing.T) {
+		if TrustRootSHA256(bundle) == TrustRootSHA256(append(append([]byte{}, bundle...), '\n')) {
+			t.Error("TrustRootSHA256 ignores a trailing newline; Linkerd hashes the file's exact bytes")
+		}
+	})
+	t.Run("the order of the roots changes the hash", func(t *testing.T) {
+		if TrustRootSHA256(bundle) == TrustRootSHA256(EncodeTrustBundle([]*x509.Certificate{b.Cert, a.Cert})) {
+			t.Error("two orders of the same roots hash alike")
+		}
+	})
+}
+
+func TestEncodeTrustBundleIsTheTrimmedFormTheChartRenders(t *testing.T) {
+	a, b := mustAnchor(t, t0, 0), mustAnchor(t, t0, 0)
+	bundle := EncodeTrustBundle([]*x509.Certificate{a.Cert, b.Cert})
+	if strings.TrimSpace(string(bundle)) != string(bundle) {
+		t.Errorf("bundle has leading or trailing whitespace: %q", bundle)
+	}
+	got, err := ParseCertificates(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !got[0].Equal(a.Cert) || !got[1].Equal(b.Cert) {
+		t.Errorf("bundle holds %d certificates, want the two roots in order", len(got))
+	}
+	if string(bundle) != strings.TrimSpace(string(a.CertPEM)+string(b.CertPEM)) {
+		t.Error("bundle is not the roots' PEM blocks one after the other")
+	}
+}

@@ -37,6 +37,7 @@ type suite struct {
 var env *suite
 
 func TestMain(m *testing.M) {
+	cluster.Isolate(cluster.ECKModule)
 	flag.Parse()
 	if testing.Short() {
 		os.Exit(m.Run())

@@ -1,18 +1,12 @@
 package e2e
 
 import (
-	"context"
-	"crypto/tls"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/linkerd-inject-policy/linkerd-inject-policy/e2e/cluster"
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/e2e/standin/injector"
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/policy"
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/webhook"
@@ -20,53 +14,20 @@ import (
 
 // Linkerd's proxy injector runs after us. A stand-in registered under
 // Linkerd's configuration name (see e2e/standin/injector) records what the
-// apiserver sends it and injects a fake proxy; with reinvocationPolicy
+// apiserver sends it and injects a proxy as the real one would (images that
+// do not exist: no kubelet runs them); with reinvocationPolicy
 // IfNeeded the apiserver then calls us again, and we must change nothing.
 func TestAdmissionOrderWithLinkerdsInjector(t *testing.T) {
 	s := need(t)
 	t.Parallel()
-	ctx := testCtx(t)
 
-	inj := injector.New(func(ctx context.Context, ns string) (map[string]string, error) {
-		n, err := s.cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-		if err != nil {
-			return nil, err
-		}
-		return n.Annotations, nil
-	})
-	certDir := t.TempDir()
-	ca, err := cluster.WriteServingCert(certDir, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.LoadX509KeyPair(filepath.Join(certDir, "tls.crt"), filepath.Join(certDir, "tls.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(inj)
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-
-	labels, annotations := meshedNamespace(policy.ModeEnforce)
-	labels[labelStandIn] = "true"
-	ns := s.namespace(t, "order", labels, annotations)
-	reg := injector.Registration(srv.URL+"/", ca, &metav1.LabelSelector{MatchLabels: map[string]string{labelStandIn: "true"}})
-	if err := s.c.ApplyWebhookConfiguration(ctx, reg); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = s.cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), injector.ConfigurationName, metav1.DeleteOptions{})
-	})
-	// Wait until the apiserver calls the stand-in.
-	if err := cluster.Poll(ctx, "the stand-in injector to be called", func(ctx context.Context) (bool, error) {
-		if _, err := s.dryRunJob(ctx, ns, nil); err != nil {
-			return false, err
-		}
-		return len(inj.Records()) > 0, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	// The stand-in reads its own linkerd-config (2.20-style, native
+	// sidecars), in a namespace of its own: our webhook, reading namespace
+	// linkerd, keeps unknown facts here and decides as it always did.
+	const linkerdNS = "standin-order-linkerd"
+	s.installLinkerd(t, linkerdNS, linkerdConfig220)
+	inj := s.startStandIn(t, linkerdNS)
+	ns := s.standInNamespace(t, "order")
 
 	s.apply(t, ns, "jobs/job.yaml")
 	s.apply(t, ns, "traefik/")
@@ -97,7 +58,7 @@ func TestAdmissionOrderWithLinkerdsInjector(t *testing.T) {
 		if r := find(t, "Pod", "db-migrate-"); r.Injected {
 			t.Errorf("stand-in injected the Job's pod")
 		}
-		if n := countContainers(jobPod, injector.ProxyContainerName); n != 0 {
+		if n := countProxies(jobPod); n != 0 {
 			t.Errorf("job pod has %d proxy containers, want 0", n)
 		}
 	})
@@ -126,19 +87,24 @@ func TestAdmissionOrderWithLinkerdsInjector(t *testing.T) {
 
 	t.Run("after the injector's change we neither undo nor duplicate anything", func(t *testing.T) {
 		for _, pod := range []corev1.Pod{traefikPod, mysqlPod} {
-			if n := countContainers(pod, injector.ProxyContainerName); n != 1 {
+			if n := countProxies(pod); n != 1 {
 				t.Errorf("pod %s has %d proxy containers, want exactly the stand-in's one", pod.Name, n)
 			}
-			if pod.Annotations[injector.ProxyVersionAnnotation] != injector.ProxyVersion {
-				t.Errorf("pod %s lost the stand-in's annotation: %v", pod.Name, pod.Annotations)
+			if _, native, _ := proxyOf(pod); !native {
+				t.Errorf("pod %s: the stand-in's proxy is not a native sidecar (linkerd-config says nativeSidecar: true)", pod.Name)
 			}
-			// Apart from the stand-in's annotation, the pod carries exactly
+			if v := pod.Annotations[injector.ProxyVersionAnnotation]; v != "edge-26.8.3" {
+				t.Errorf("pod %s: %s = %q, want the stand-in's edge-26.8.3: %v", pod.Name, injector.ProxyVersionAnnotation, v, pod.Annotations)
+			}
+			// Apart from the stand-in's annotations, the pod carries exactly
 			// the template's annotations: neither pass of ours added,
 			// duplicated or removed anything.
 			template := s.ownerTemplateAnnotations(t, pod)
 			got := map[string]string{}
 			for k, v := range pod.Annotations {
-				if k != injector.ProxyVersionAnnotation {
+				switch k {
+				case injector.ProxyVersionAnnotation, injector.CreatedByAnnotation, injector.TrustRootSHAAnnotation:
+				default:
 					got[k] = v
 				}
 			}
@@ -168,16 +134,6 @@ func TestAdmissionOrderWithLinkerdsInjector(t *testing.T) {
 			}
 		}
 	})
-}
-
-func countContainers(p corev1.Pod, name string) int {
-	n := 0
-	for _, c := range p.Spec.Containers {
-		if c.Name == name {
-			n++
-		}
-	}
-	return n
 }
 
 // isDryRunProbe tells the readiness probes (generateName "probe-") apart.

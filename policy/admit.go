@@ -24,14 +24,23 @@ type Admission struct {
 	// it). In mode off, or for kinds the engine does not know, it is the
 	// object unchanged.
 	Decision Decision
-	// Findings are the annotation lint's, in every mode but for excluded
-	// namespaces.
+	// Findings are the annotation lint's (Lint), in every mode but for
+	// excluded namespaces and kinds the engine does not know.
 	Findings []Finding
+	// Supported is whether the engine knows the object's kind (Supported):
+	// when false, nothing was evaluated.
+	Supported bool
 }
 
 // Admit is the one admission semantics: it resolves the mode of obj in ctx
 // (exclusions, the namespace label, the object's own lowering annotation),
-// then evaluates the rules with ctx's facts. It is pure, like Evaluate.
+// lints its Linkerd annotations, then evaluates the rules with ctx's facts
+// unless the mode is off. It is pure, like Evaluate.
+//
+// To evaluate "as if enforced" (check), give NamespaceLabels
+// {LabelMode: enforce}: exclusions and the object's own annotation still
+// apply, and ModeReason says which did. A malformed object of a known kind
+// is an error wrapping a *ShapeError (a bad request, not a fault).
 func Admit(obj *unstructured.Unstructured, ctx Context, cfg *Config) (Admission, error) {
 	if obj == nil || obj.Object == nil {
 		return Admission{}, errors.New("admit: no object")
@@ -44,15 +53,18 @@ func Admit(obj *unstructured.Unstructured, ctx Context, cfg *Config) (Admission,
 	}
 	a := Admission{Decision: Decision{Object: obj}}
 	a.Mode, a.ModeReason = resolveMode(cfg, ctx.Namespace, ctx.NamespaceLabels, obj.GetAnnotations())
-	if a.ModeReason == ModeReasonExcludedNamespace {
+	a.Supported = Supported(obj.GroupVersionKind())
+	if a.ModeReason == ModeReasonExcludedNamespace || !a.Supported {
 		return a, nil
 	}
-	if !Supported(obj.GroupVersionKind()) || a.Mode == ModeOff {
+	a.Findings = Lint(obj, ctx.Env)
+	if a.Mode == ModeOff {
 		return a, nil
 	}
 	d, err := Evaluate(obj, ctx, cfg)
 	if err != nil {
-		return Admission{}, err
+		// The mode and the lint stay, for the caller's log.
+		return a, err
 	}
 	a.Decision = d
 	return a, nil

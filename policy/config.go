@@ -19,6 +19,11 @@ const (
 
 // Jobs strategies.
 const (
+	// JobsStrategyAuto decides by the installed Linkerd (the default): a
+	// proxy that already runs as a native sidecar is left alone; native
+	// sidecars supported but off → the native-sidecar annotation; otherwise,
+	// or facts unknown → disable.
+	JobsStrategyAuto = "auto"
 	// JobsStrategyDisable keeps Job pods out of the mesh.
 	JobsStrategyDisable = "disable"
 	// JobsStrategyNativeSidecar keeps them meshed with the proxy running as
@@ -26,10 +31,12 @@ const (
 	JobsStrategyNativeSidecar = "native-sidecar"
 )
 
-// DefaultNativeSidecarAnnotation is the annotation current Linkerd reads to
-// run the proxy as a native sidecar (Linkerd 2.15 used the config.alpha
-// prefix, hence it is configurable).
-const DefaultNativeSidecarAnnotation = "config.beta.linkerd.io/proxy-enable-native-sidecar"
+// DefaultNativeSidecarAnnotation is the native-sidecar annotation written
+// when the installed Linkerd's version is unknown and nativeSidecarAnnotation
+// is not configured: the beta name, which Linkerd 2.19 reads and 2.20 still
+// does. With a known version the name that version reads is written
+// (Environment.NativeSidecarAnnotation).
+const DefaultNativeSidecarAnnotation = AnnotationNativeSidecarBeta
 
 // DefaultWebhookNamespace is the namespace the chart installs the webhook in;
 // it is excluded by default so the webhook never polices itself.
@@ -79,10 +86,24 @@ func (t Toggle) On() bool { return t.Enabled == nil || *t.Enabled }
 // JobsRule keeps Jobs and CronJobs from hanging on a proxy that never exits.
 type JobsRule struct {
 	Toggle `yaml:",inline"`
-	// Strategy is JobsStrategyDisable (default) or JobsStrategyNativeSidecar.
+	// Strategy is JobsStrategyAuto (default), JobsStrategyDisable or
+	// JobsStrategyNativeSidecar.
 	Strategy string `yaml:"strategy" json:"strategy"`
-	// NativeSidecarAnnotation is the key set to "true" by the native-sidecar strategy.
+	// NativeSidecarAnnotation is the key set to "true" where a strategy
+	// runs the proxy as a native sidecar; "" (default) is the name the
+	// installed Linkerd reads, DefaultNativeSidecarAnnotation when unknown.
 	NativeSidecarAnnotation string `yaml:"nativeSidecarAnnotation" json:"nativeSidecarAnnotation"`
+}
+
+// nativeSidecarKey is the annotation name to write for env.
+func (r *JobsRule) nativeSidecarKey(env Environment) string {
+	if r.NativeSidecarAnnotation != "" {
+		return r.NativeSidecarAnnotation
+	}
+	if name, ok := env.NativeSidecarAnnotation(); ok {
+		return name
+	}
+	return DefaultNativeSidecarAnnotation
 }
 
 // AdmissionJobsRule matches the certificate Jobs of admission webhooks
@@ -94,7 +115,16 @@ type AdmissionJobsRule struct {
 	JobNames []string `yaml:"jobNames" json:"jobNames"`
 	// Images are image patterns (see MatchImage) of any container.
 	Images []string `yaml:"images" json:"images"`
+	// Strategy is AdmissionJobsStrategyAuto (default: the jobs rule's
+	// auto logic, so a proxy that runs as a native sidecar stays and the
+	// job completes) or JobsStrategyDisable (always out of the mesh, as
+	// before Linkerd had native sidecars).
+	Strategy string `yaml:"strategy" json:"strategy"`
 }
+
+// AdmissionJobsStrategyAuto is the admission-jobs rule's default strategy:
+// the same decision as the jobs rule's auto, whatever the jobs strategy.
+const AdmissionJobsStrategyAuto = JobsStrategyAuto
 
 // IngressRule meshes ingress controllers in Linkerd's ingress mode.
 type IngressRule struct {
@@ -123,6 +153,14 @@ type OpaquePortsRule struct {
 	Enabled *bool `yaml:"enabled" json:"enabled"`
 	// Ports that are opaque when a workload or Service declares them.
 	Ports []int `yaml:"ports" json:"ports"`
+	// PortNames are port names and appProtocols of server-speaks-first
+	// protocols: a container port or Service port so named (or a Service
+	// port whose appProtocol or targetPort name is one) is opaque, on any
+	// port number. Compared case-insensitively.
+	PortNames []string `yaml:"portNames" json:"portNames"`
+	// Images are image patterns (see MatchImage) of servers that speak
+	// first: every TCP port their containers declare is opaque.
+	Images []string `yaml:"images" json:"images"`
 }
 
 // On reports whether the rule is enabled.
@@ -145,13 +183,21 @@ type UnmeshableRule struct {
 // HostNetworkOn reports whether hostNetwork pods are handled.
 func (r UnmeshableRule) HostNetworkOn() bool { return r.HostNetwork == nil || *r.HostNetwork }
 
-// UnmeshableWorkload names workloads of one namespace.
+// UnmeshableWorkload describes workloads that break with a proxy: in the
+// namespace given (any when empty), those matching any of names, images or
+// labels.
 type UnmeshableWorkload struct {
 	// Namespace is a glob; empty matches every namespace.
 	Namespace string `yaml:"namespace" json:"namespace,omitempty"`
 	// Names are globs matched against the workload's name; a Pod matches
 	// when its name (or generateName) is such a name followed by "-".
-	Names []string `yaml:"names" json:"names"`
+	Names []string `yaml:"names" json:"names,omitempty"`
+	// Images are image patterns (see MatchImage); any container matching
+	// is enough.
+	Images []string `yaml:"images" json:"images,omitempty"`
+	// Labels must all be present with these values, on the pod template or
+	// on the object.
+	Labels map[string]string `yaml:"labels" json:"labels,omitempty"`
 	// Message explains why, in the audit warnings; optional.
 	Message string `yaml:"message" json:"message,omitempty"`
 }
@@ -229,6 +275,21 @@ func DefaultOpaquePorts() []int {
 	return []int{25, 587, 3306, 4444, 5432, 6379, 9300, 11211}
 }
 
+// DefaultOpaquePortNames are the port names and appProtocols of
+// server-speaks-first protocols (MySQL, PostgreSQL, SMTP and submission,
+// and those of Linkerd's default opaque ports: Galera, Redis, memcached).
+func DefaultOpaquePortNames() []string {
+	return []string{"mysql", "mariadb", "galera", "postgres", "postgresql", "pgsql", "smtp", "submission", "redis", "memcache", "memcached"}
+}
+
+// DefaultOpaqueImages are images of servers that speak first.
+func DefaultOpaqueImages() []string {
+	return []string{"mysql", "mariadb", "percona-server", "percona-xtradb-cluster", "postgres", "postgresql", "postgis", "postfix"}
+}
+
+// msgLonghorn explains the default unmeshable workloads.
+const msgLonghorn = "Longhorn's CSI driver deployment fails its mount propagation check with a proxy"
+
 // DefaultConfig is the built-in configuration: cluster-wide enforcement of
 // every built-in rule, handling the known problems (hanging Jobs, Traefik,
 // server-speaks-first databases, ECK, Longhorn). Each call returns a
@@ -240,13 +301,11 @@ func DefaultConfig() *Config {
 		DefaultMode:        ModeEnforce,
 		ExcludedNamespaces: DefaultExcludedNamespaces(),
 		BuiltinRules: BuiltinRules{
-			Jobs: JobsRule{
-				Strategy:                JobsStrategyDisable,
-				NativeSidecarAnnotation: DefaultNativeSidecarAnnotation,
-			},
+			Jobs: JobsRule{Strategy: JobsStrategyAuto},
 			AdmissionJobs: AdmissionJobsRule{
 				JobNames: []string{"*-admission-create", "*-admission-patch"},
 				Images:   []string{"kube-webhook-certgen"},
+				Strategy: AdmissionJobsStrategyAuto,
 			},
 			Ingress: IngressRule{
 				Matchers: []WorkloadMatcher{
@@ -255,16 +314,24 @@ func DefaultConfig() *Config {
 				},
 				SkipOutboundPorts: []int{443},
 			},
-			OpaquePorts: OpaquePortsRule{Ports: DefaultOpaquePorts()},
+			OpaquePorts: OpaquePortsRule{Ports: DefaultOpaquePorts(), PortNames: DefaultOpaquePortNames(), Images: DefaultOpaqueImages()},
 			Unmeshable: UnmeshableRule{
-				Workloads: []UnmeshableWorkload{{
-					Namespace: "longhorn-system",
-					Names: []string{
-						"longhorn-driver-deployer", "longhorn-csi-plugin",
-						"csi-attacher", "csi-provisioner", "csi-resizer", "csi-snapshotter",
+				Workloads: []UnmeshableWorkload{
+					{
+						Namespace: "longhorn-system",
+						Names: []string{
+							"longhorn-driver-deployer", "longhorn-csi-plugin",
+							"csi-attacher", "csi-provisioner", "csi-resizer", "csi-snapshotter",
+						},
+						Message: msgLonghorn,
 					},
-					Message: "Longhorn's CSI driver deployment fails its mount propagation check with a proxy",
-				}},
+					// The same parts in any namespace, by what they are:
+					// the manager image (the driver deployer and the CSI
+					// plugin run it), Longhorn's CSI sidecar images, and
+					// the chart's labels of the driver deployer.
+					{Images: []string{"*longhornio/longhorn-manager", "*longhornio/csi-*"}, Message: msgLonghorn},
+					{Labels: map[string]string{"app.kubernetes.io/name": "longhorn", "app": "longhorn-driver-deployer"}, Message: msgLonghorn},
+				},
 			},
 		},
 		Rules: []UserRule{},

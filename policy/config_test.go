@@ -138,6 +138,28 @@ rules:
 			`rules[1].actions.setAnnotations[linkerd-inject-policy.io/applied]: the trace annotation is written by the engine`,
 			`rules[1].actions.removeAnnotations[0]: "bad key!" is not a valid annotation or label key`,
 		}},
+		{"the new rule fields are validated with their paths", header + `builtinRules:
+  jobs: {nativeSidecarAnnotation: "not a key!"}
+  admissionJobs: {strategy: native-sidecar}
+  opaquePorts: {portNames: [mysql, "my sql", ""], images: [""]}
+  unmeshable:
+    workloads:
+      - {namespace: x}
+      - {labels: {app: "bad value!"}}
+rules:
+  - name: sel
+    match: {labelSelector: {matchLabels: {app: "a b"}}}
+    actions: {setAnnotations: {x: y}}
+`, []string{
+			`builtinRules.jobs.nativeSidecarAnnotation: "not a key!" is not a valid annotation or label key`,
+			`builtinRules.admissionJobs.strategy: unknown strategy "native-sidecar" (want auto or disable)`,
+			`builtinRules.opaquePorts.portNames[1]: "my sql" is not a port name`,
+			`builtinRules.opaquePorts.portNames[2]: "" is not a port name`,
+			`builtinRules.opaquePorts.images[0]: empty pattern`,
+			`builtinRules.unmeshable.workloads[0]: give names, images or labels`,
+			`builtinRules.unmeshable.workloads[1].labels[app]: "bad value!" is not a label value`,
+			`rules[0].match.labelSelector.matchLabels[app]: "a b" is not a label value`,
+		}},
 		{"duplicate user rule names are rejected", header + "rules:\n- {name: a, actions: {setAnnotations: {x: y}}}\n- {name: a, actions: {setAnnotations: {x: y}}}\n", []string{`rules[1].name: "a" already used by rules[0]`}},
 		{"apiVersion and kind are required", "defaultMode: audit\n", []string{`apiVersion: must be "linkerd-inject-policy.io/v1alpha1", got ""`, `kind: must be "PolicyConfig", got ""`}},
 		{"an empty file is an error", "", []string{"empty configuration"}},

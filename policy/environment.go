@@ -169,13 +169,19 @@ type linkerdFeature struct {
 	edge [3]int
 }
 
-// Features the rules depend on (shared/linkerd/README.md, "Version history").
+// Features the rules depend on (shared/linkerd/README.md, "Version
+// history"). The first edge of each was checked against linkerd2's git
+// history (the tags containing the commit that brought it):
+// serviceAccountToken volumes #7117 in edge-21.11.1, native sidecars
+// #11465 in edge-23.11.4, the shutdown endpoint's switch #12705 in
+// edge-24.6.2, beta #14587 in edge-25.10.2, GA and on by default #15267 in
+// edge-26.5.2.
 var (
-	featureProjectedToken     = linkerdFeature{Version{2, 12}, [3]int{22, 8, 1}}
+	featureProjectedToken     = linkerdFeature{Version{2, 12}, [3]int{21, 11, 1}}
 	featureNativeSidecar      = linkerdFeature{Version{2, 15}, [3]int{23, 11, 4}}
 	featureNativeSidecarBeta  = linkerdFeature{Version{2, 19}, [3]int{25, 10, 2}}
 	featureNativeSidecarGA    = linkerdFeature{Version{2, 20}, [3]int{26, 5, 2}}
-	featureShutdownEndpointOp = linkerdFeature{Version{2, 16}, [3]int{24, 5, 1}}
+	featureShutdownEndpointOp = linkerdFeature{Version{2, 16}, [3]int{24, 6, 2}}
 )
 
 // has reports whether the release is known to have feature f.
@@ -187,6 +193,14 @@ func (r LinkerdRelease) has(f linkerdFeature) bool {
 		return r.edgeAtLeast(f.edge)
 	}
 	return r.Line.AtLeast(f.line.Major, f.line.Minor)
+}
+
+// Since reports whether the release is known to include a change that
+// shipped in the stable line and first appeared in the edge release
+// firstEdge (year, month, number), for callers outside the rules (such
+// as bootstrap choosing PodMonitors).
+func (r LinkerdRelease) Since(line Version, firstEdge [3]int) bool {
+	return r.has(linkerdFeature{line: line, edge: firstEdge})
 }
 
 // lacks reports whether the release is known to predate feature f.
@@ -410,4 +424,31 @@ func LinkerdFactsFromFile(name string, data []byte) (Environment, error) {
 
 func oneLine(err error) error {
 	return errors.New(strings.ReplaceAll(err.Error(), "\n", " "))
+}
+
+// readsNativeSidecarName reports whether the installed Linkerd reads the
+// native-sidecar annotation under name; with the version unknown, every
+// name counts.
+func (e Environment) readsNativeSidecarName(name string) bool {
+	r := e.Linkerd
+	if !r.Known() {
+		return true
+	}
+	switch name {
+	case AnnotationNativeSidecarGA:
+		return r.has(featureNativeSidecarGA)
+	case AnnotationNativeSidecarBeta:
+		return r.has(featureNativeSidecarBeta)
+	case AnnotationNativeSidecarAlpha:
+		return r.has(featureNativeSidecar)
+	}
+	return false
+}
+
+// linkerdName names the installed Linkerd in messages.
+func (e Environment) linkerdName() string {
+	if e.Linkerd.Raw == "" {
+		return "(version unknown)"
+	}
+	return e.Linkerd.Raw
 }

@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -44,10 +45,11 @@ type target struct {
 // eval is the state of one Evaluate call.
 type eval struct {
 	cfg       *Config
-	kind      kind
+	kind      *kind
 	orig      map[string]any
 	d         *doc
 	namespace string
+	env       Environment
 	// targets are the pod templates (or the pod itself) that may be
 	// patched; empty for controller-owned workloads.
 	targets []*target
@@ -80,7 +82,10 @@ func Evaluate(obj *unstructured.Unstructured, ctx Context, cfg *Config) (Decisio
 	if !ok {
 		return Decision{Object: obj}, nil
 	}
-	e := &eval{cfg: cfg, kind: k, orig: obj.Object, d: newDoc(obj.Object), namespace: ctx.Namespace}
+	if err := checkObjectShape(obj.Object, k); err != nil {
+		return Decision{}, fmt.Errorf("evaluate %s %s: %w", k.name, objectName(obj.Object), err)
+	}
+	e := &eval{cfg: cfg, kind: k, orig: obj.Object, d: newDoc(obj.Object), namespace: ctx.Namespace, env: ctx.Env}
 	if e.namespace == "" {
 		e.namespace, _ = getString(getMap(obj.Object, "metadata"), "namespace")
 	}
@@ -145,13 +150,14 @@ func (e *eval) findTargets() {
 		// Its controller's template was (or will be) evaluated; its pods
 		// are evaluated on their own.
 		return
-	case e.kind.nodeSets:
-		sets, _ := get(e.orig, "spec", "nodeSets").([]any)
-		for i, s := range sets {
+	case e.kind.list != nil:
+		items, _ := get(e.orig, e.kind.list...).([]any)
+		for i, s := range items {
 			if _, ok := s.(map[string]any); !ok {
 				continue
 			}
-			p := []any{"spec", "nodeSets", i, "podTemplate"}
+			p := make([]any, 0, len(e.kind.list)+1+len(e.kind.item))
+			p = append(append(append(p, e.kind.list...), i), e.kind.item...)
 			e.targets = append(e.targets, &target{path: p, prefix: displayPath(p) + ".", origAnn: getMap(e.orig, append(p, "metadata", "annotations")...)})
 		}
 	case e.kind.template != nil:
@@ -312,7 +318,7 @@ func (e *eval) setInject(t *target, rule string, override bool, value, reason, m
 		e.skips = append(e.skips, Skip{
 			Rule:    rule,
 			Reason:  ReasonUserOverride,
-			Message: fmt.Sprintf("%s is explicitly %q; rule %s would set %q (%s), but an explicit value wins unless the rule has override: true", AnnotationInject, orig, rule, value, message),
+			Message: fmt.Sprintf("%s is explicitly %q; rule %s would set %q (%s), but an explicit value wins unless the rule has override: true", AnnotationInject, truncate(orig, 100), rule, value, message),
 			Path:    annotationPath(t, AnnotationInject),
 		})
 		return false
@@ -337,7 +343,7 @@ func (e *eval) setAnnotation(t *target, rule string, override bool, key, value, 
 		e.skips = append(e.skips, Skip{
 			Rule:    rule,
 			Reason:  ReasonUserOverride,
-			Message: fmt.Sprintf("%s is explicitly %q; rule %s would set %q (%s), but an explicit value wins unless the rule has override: true", key, orig, rule, value, message),
+			Message: fmt.Sprintf("%s is explicitly %q; rule %s would set %q (%s), but an explicit value wins unless the rule has override: true", key, truncate(orig, 100), rule, value, message),
 			Path:    annotationPath(t, key),
 		})
 		return
@@ -350,14 +356,13 @@ func (e *eval) setAnnotation(t *target, rule string, override bool, key, value, 
 // mergePortList merges ports into the port-list annotation key of t.
 func (e *eval) mergePortList(t *target, rule, key string, ports []int, resolve func(string) int, reason, message string) {
 	existing, _ := getString(e.annotations(t), key)
-	value, changed, ok := mergePorts(existing, ports, resolve)
-	if !ok {
-		e.skips = append(e.skips, Skip{
-			Rule:    rule,
-			Reason:  ReasonUnparsableValue,
-			Message: fmt.Sprintf("%s=%q is not a list of ports, ranges or port names; left as it is, so ports %s are not added", key, existing, joinInts(ports)),
-			Path:    annotationPath(t, key),
-		})
+	value, changed, err := mergePorts(existing, ports, resolve)
+	if err != nil {
+		msg := fmt.Sprintf("%s=%q is not a list of ports, ranges or port names; left as it is, so ports %s are not added", key, truncate(existing, 200), joinInts(ports))
+		if errors.Is(err, errTooManyEntries) {
+			msg = fmt.Sprintf("%s has more than %d entries, more than the policy reads; left as it is, so ports %s are not added", key, maxPortEntries, joinInts(ports))
+		}
+		e.skips = append(e.skips, Skip{Rule: rule, Reason: ReasonUnparsableValue, Message: msg, Path: annotationPath(t, key)})
 		return
 	}
 	if !changed {
@@ -405,19 +410,16 @@ func (e *eval) trace(t *target, rules []string) {
 	}
 }
 
-// mergeTrace returns the sorted union of a trace value and rule names.
+// mergeTrace returns the sorted union of a trace value and rule names,
+// in n log n of the value's length (whatever the object arrived with).
 func mergeTrace(existing string, rules []string) string {
 	names := make([]string, 0, len(rules)+2)
 	for _, n := range strings.Split(existing, ",") {
-		if n = strings.TrimSpace(n); n != "" && !contains(names, n) {
+		if n = strings.TrimSpace(n); n != "" {
 			names = append(names, n)
 		}
 	}
-	for _, n := range rules {
-		if !contains(names, n) {
-			names = append(names, n)
-		}
-	}
+	names = append(names, rules...)
 	sort.Strings(names)
-	return strings.Join(names, ",")
+	return strings.Join(slices.Compact(names), ",")
 }

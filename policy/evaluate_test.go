@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -283,6 +284,7 @@ func FuzzEvaluate(f *testing.F) {
 	f.Add([]byte(`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"a-admission-create"},"spec":{"template":{"metadata":{"annotations":{"linkerd.io/inject":"enabled","config.linkerd.io/opaque-ports":"1-2-3"}}}}}`))
 	cfg := DefaultConfig()
 	cfg.Rules = []UserRule{{Name: "fuzz", Match: UserMatch{Images: []string{"*"}}, Actions: UserActions{SetAnnotations: map[string]string{"example.com/fuzz": "yes"}, RemoveAnnotations: []string{"example.com/drop"}}}}
+	envs := []Environment{{}, env(f, facts220, ""), env(f, facts219NoNative, "v1.31"), env(f, facts214, "v1.28")}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		j, err := yaml.YAMLToJSON(data)
 		if err != nil {
@@ -293,6 +295,12 @@ func FuzzEvaluate(f *testing.F) {
 			return
 		}
 		before := in.DeepCopy()
+		for _, e := range envs {
+			Lint(in, e)
+			if _, err := Admit(in, Context{Env: e}, nil); err != nil && !errors.As(err, new(*ShapeError)) {
+				t.Fatalf("Admit: an error that is not a ShapeError: %v", err)
+			}
+		}
 		for _, c := range []*Config{DefaultConfig(), cfg} {
 			d, err := Evaluate(in, Context{Namespace: in.GetNamespace()}, c)
 			if !reflect.DeepEqual(before.Object, in.Object) {

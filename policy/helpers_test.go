@@ -89,6 +89,9 @@ type ruleCase struct {
 	reasons []string
 	// skips are the reasons of deliberate non-changes.
 	skips []string
+	// facts names a linkerd-config fixture under testdata/ and kube a
+	// Kubernetes version; both empty: nothing known.
+	facts, kube string
 }
 
 func runRuleCases(t *testing.T, cases []ruleCase) {
@@ -104,7 +107,8 @@ func runRuleCases(t *testing.T, cases []ruleCase) {
 			}
 			in := obj(t, tc.manifest)
 			before := in.DeepCopy()
-			d, err := Evaluate(in, Context{Namespace: tc.ns}, cfg)
+			ctx := Context{Namespace: tc.ns, Env: env(t, tc.facts, tc.kube)}
+			d, err := Evaluate(in, ctx, cfg)
 			if err != nil {
 				t.Fatalf("Evaluate: %v", err)
 			}
@@ -139,7 +143,7 @@ func runRuleCases(t *testing.T, cases []ruleCase) {
 				}
 			}
 			// Evaluating the result again must change nothing.
-			again, err := Evaluate(d.Object, Context{Namespace: tc.ns}, cfg)
+			again, err := Evaluate(d.Object, ctx, cfg)
 			if err != nil {
 				t.Fatalf("second Evaluate: %v", err)
 			}

@@ -6,9 +6,12 @@ const ReasonAdmissionJob = "admission_job_never_completes"
 const msgAdmissionJob = "admission webhook certificate jobs must complete before the chart's install can go on; with a meshed proxy they never do"
 
 // ruleAdmissionJobs keeps the certificate Jobs of admission webhooks
-// (kube-prometheus-stack's and ingress-nginx's kube-webhook-certgen) out
-// of the mesh, whatever the jobs strategy: they run as Helm hooks, and a
-// hook that never completes blocks the whole release.
+// (kube-prometheus-stack's and ingress-nginx's kube-webhook-certgen)
+// completing, whatever the jobs strategy: they run as Helm hooks, and a
+// hook that never completes blocks the whole release. With strategy auto
+// (default) they follow the jobs rule's auto decision (left meshed when the
+// proxy is a native sidecar; out of the mesh when facts are unknown, as
+// before); with disable they are always out of the mesh.
 func (e *eval) ruleAdmissionJobs(r *AdmissionJobsRule) {
 	targets := e.jobTargets()
 	if len(targets) == 0 {
@@ -30,9 +33,13 @@ func (e *eval) ruleAdmissionJobs(r *AdmissionJobsRule) {
 			}
 		}
 	}
+	jobs := &e.cfg.BuiltinRules.Jobs
 	for _, t := range targets {
 		if matched || e.anyImage(t, r.Images) {
-			e.setInject(t, RuleAdmissionJobs, r.Override, "disabled", ReasonAdmissionJob, msgAdmissionJob)
+			// auto: the jobs rule's decision, which with facts unknown is
+			// disable; an explicit native-sidecar jobs strategy does not
+			// apply (these hooks block a Helm release if they hang).
+			e.decideJob(t, RuleAdmissionJobs, r.Override, e.jobStrategy(t, r.Strategy), jobs, msgAdmissionJob, ReasonAdmissionJob)
 		}
 	}
 }

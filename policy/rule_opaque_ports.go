@@ -1,74 +1,135 @@
 package policy
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // ReasonServerSpeaksFirst is the reason of the opaque-ports rule.
 const ReasonServerSpeaksFirst = "server_speaks_first"
+
+// opaqueMatcher answers "is this port server-speaks-first?" for one
+// evaluation: the configured numbers, port names and images, indexed once.
+type opaqueMatcher struct {
+	ports  map[int]struct{}
+	names  map[string]struct{}
+	images []string
+	// injector are the installed injector's own default opaque ports
+	// (proxy.opaquePorts), when known: once we annotate a pod the injector
+	// adds none of its defaults, so they must be in what we write.
+	injector coverage
+}
+
+func newOpaqueMatcher(r *OpaquePortsRule, env Environment) *opaqueMatcher {
+	m := &opaqueMatcher{ports: make(map[int]struct{}, len(r.Ports)), names: make(map[string]struct{}, len(r.PortNames)), images: r.Images}
+	if env.OpaquePorts != "" {
+		if set, err := parsePortSet(env.OpaquePorts, maxPortEntries); err == nil {
+			m.injector = set.coverage(nil)
+		}
+	}
+	for _, p := range r.Ports {
+		m.ports[p] = struct{}{}
+	}
+	for _, n := range r.PortNames {
+		m.names[strings.ToLower(n)] = struct{}{}
+	}
+	return m
+}
+
+func (m *opaqueMatcher) port(n int) bool {
+	if _, ok := m.ports[n]; ok {
+		return true
+	}
+	return m.injector.covers(n)
+}
+
+func (m *opaqueMatcher) name(s string) bool {
+	if s == "" || len(m.names) == 0 {
+		return false
+	}
+	_, ok := m.names[strings.ToLower(s)]
+	return ok
+}
+
+func (m *opaqueMatcher) image(img string) bool {
+	if img == "" {
+		return false
+	}
+	for _, p := range m.images {
+		if MatchImage(p, img) {
+			return true
+		}
+	}
+	return false
+}
 
 // ruleOpaquePorts marks the server-speaks-first ports a workload or Service
 // actually declares as opaque, merging them into what is already there.
 // Linkerd's protocol detection waits for the client to speak first; on
 // these protocols the server speaks first and every connection stalls.
+// A port is server-speaks-first by its number (ports), its name or
+// appProtocol (portNames), or its container's image (images). Each
+// target's ports are walked once.
 func (e *eval) ruleOpaquePorts(r *OpaquePortsRule) {
-	if len(r.Ports) == 0 {
+	if len(r.Ports) == 0 && len(r.PortNames) == 0 && len(r.Images) == 0 {
 		return
 	}
+	m := newOpaqueMatcher(r, e.env)
 	if e.kind.name == "Service" {
-		e.opaqueService(r)
+		e.opaqueService(m)
 		return
 	}
 	for _, t := range e.targets {
-		var declared []int
+		var declared intSet
+		named := map[string]int{} // port name → containerPort, first wins
 		e.containers(t, func(c map[string]any) {
-			eachTCPPort(c["ports"], "containerPort", func(_ map[string]any, n int) {
-				if containsInt(r.Ports, n) && !containsInt(declared, n) {
-					declared = append(declared, n)
+			img, _ := c["image"].(string)
+			byImage := m.image(img)
+			eachTCPPort(c["ports"], "containerPort", func(pm map[string]any, n int) {
+				name, _ := pm["name"].(string)
+				if name != "" {
+					if _, dup := named[name]; !dup {
+						named[name] = n
+					}
+				}
+				if byImage || m.port(n) || m.name(name) {
+					declared.add(n)
 				}
 			})
 		})
-		if len(declared) == 0 {
+		if len(declared.list) == 0 {
 			continue
 		}
-		e.mergePortList(t, RuleOpaquePorts, AnnotationOpaquePorts, declared, func(n string) int { return e.containerPortNamed(t, n) }, ReasonServerSpeaksFirst, opaqueMessage(declared))
+		e.mergePortList(t, RuleOpaquePorts, AnnotationOpaquePorts, declared.list, func(n string) int { return named[n] }, ReasonServerSpeaksFirst, opaqueMessage(declared.list))
 	}
 }
 
-// containerPortNamed resolves a port name of t's containers (0: none).
-func (e *eval) containerPortNamed(t *target, name string) int {
-	port := 0
-	e.containers(t, func(c map[string]any) {
-		ports, _ := c["ports"].([]any)
-		for _, p := range ports {
-			if pm, ok := p.(map[string]any); ok && pm["name"] == name {
-				if n, ok := asInt(pm["containerPort"]); ok && port == 0 {
-					port = n
-				}
-			}
-		}
-	})
-	return port
-}
-
-// opaqueService marks a Service's ports opaque when the port or its numeric
-// targetPort is in the list; the value written is the Service port, the
-// one meshed clients connect to. A named targetPort cannot be resolved
-// without the pods, so only the Service port counts then.
-func (e *eval) opaqueService(r *OpaquePortsRule) {
-	var declared []int
+// opaqueService marks a Service's ports opaque when the port, its numeric
+// targetPort, its name, its appProtocol or its named targetPort is
+// server-speaks-first; the value written is the Service port, the one
+// meshed clients connect to. (A named targetPort is not resolved against
+// the pods, which the engine does not see: the name itself tells.)
+func (e *eval) opaqueService(m *opaqueMatcher) {
+	var declared intSet
 	names := map[string]int{}
 	eachTCPPort(get(e.orig, "spec", "ports"), "port", func(pm map[string]any, port int) {
-		if name, _ := pm["name"].(string); name != "" {
-			names[name] = port
+		name, _ := pm["name"].(string)
+		if name != "" {
+			if _, dup := names[name]; !dup {
+				names[name] = port
+			}
 		}
 		target, numeric := asInt(pm["targetPort"])
-		if (containsInt(r.Ports, port) || numeric && containsInt(r.Ports, target)) && !containsInt(declared, port) {
-			declared = append(declared, port)
+		targetName, _ := pm["targetPort"].(string)
+		proto, _ := pm["appProtocol"].(string)
+		if m.port(port) || numeric && m.port(target) || m.name(name) || m.name(proto) || m.name(targetName) {
+			declared.add(port)
 		}
 	})
-	if len(declared) == 0 {
+	if len(declared.list) == 0 {
 		return
 	}
-	e.mergePortList(e.self, RuleOpaquePorts, AnnotationOpaquePorts, declared, func(n string) int { return names[n] }, ReasonServerSpeaksFirst, opaqueMessage(declared))
+	e.mergePortList(e.self, RuleOpaquePorts, AnnotationOpaquePorts, declared.list, func(n string) int { return names[n] }, ReasonServerSpeaksFirst, opaqueMessage(declared.list))
 }
 
 // eachTCPPort calls fn with each entry of a ports list (containers' or a

@@ -31,7 +31,7 @@ func (e *eval) ruleUnmeshable(r *UnmeshableRule) {
 		if w.Namespace != "" && !globMatch(w.Namespace, e.namespace) {
 			continue
 		}
-		if !e.workloadNamed(w.Names) {
+		if !e.unmeshableMatch(&w) {
 			continue
 		}
 		msg := msgKnownUnmeshable
@@ -42,6 +42,23 @@ func (e *eval) ruleUnmeshable(r *UnmeshableRule) {
 			e.setInject(t, RuleUnmeshable, r.Override, "disabled", ReasonKnownUnmeshable, msg)
 		}
 	}
+}
+
+// unmeshableMatch reports whether the object is one of w's: by name, by
+// any container's image or by labels (on the template or the object).
+func (e *eval) unmeshableMatch(w *UnmeshableWorkload) bool {
+	if len(w.Names) > 0 && e.workloadNamed(w.Names) {
+		return true
+	}
+	for _, t := range e.targets {
+		if len(w.Images) > 0 && e.anyImage(t, w.Images) {
+			return true
+		}
+		if len(w.Labels) > 0 && (hasLabels(e.labels(t), w.Labels) || hasLabels(getMap(e.orig, "metadata", "labels"), w.Labels)) {
+			return true
+		}
+	}
+	return false
 }
 
 // workloadNamed matches the object's name against globs; a Pod matches
@@ -59,6 +76,9 @@ func (e *eval) workloadNamed(globs []string) bool {
 	gen, _ := getString(md, "generateName")
 	candidates := []string{name, gen}
 	refs, _ := md["ownerReferences"].([]any)
+	if len(refs) > maxOwnerNames {
+		refs = refs[:maxOwnerNames] // a pod has one or two; bound the work
+	}
 	for _, r := range refs {
 		if m, ok := r.(map[string]any); ok {
 			if n, _ := m["name"].(string); n != "" {
@@ -80,3 +100,6 @@ func (e *eval) workloadNamed(globs []string) bool {
 	}
 	return false
 }
+
+// maxOwnerNames bounds the owner references whose names a Pod is matched by.
+const maxOwnerNames = 8

@@ -16,7 +16,7 @@ func (e *eval) ruleUser(r *UserRule) {
 		return
 	}
 	var targets []*target
-	if r.Target == TargetObject || (!e.kind.self && e.kind.template == nil && !e.kind.nodeSets) {
+	if r.Target == TargetObject || (!e.kind.self && e.kind.template == nil && e.kind.list == nil) {
 		targets = []*target{e.self}
 	} else {
 		targets = e.targets

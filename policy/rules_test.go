@@ -299,7 +299,7 @@ spec:
   selector: {matchLabels: {a: b}}
   template:
     metadata: {labels: {a: b}}
-    spec: {containers: [{name: mysql, image: mysql, ports: [{name: mysql, containerPort: 3306}, {name: x, containerPort: 33060}]}]}
+    spec: {containers: [{name: mysql, image: example.com/db, ports: [{name: mysql, containerPort: 3306}, {name: x, containerPort: 33060}]}]}
 `, want: map[string]string{tmplOpaque: "3306", tmplApplied: "opaque-ports"}, reasons: []string{ReasonServerSpeaksFirst}},
 		{name: "only declared ports are added", manifest: `
 apiVersion: apps/v1
@@ -309,7 +309,7 @@ spec:
   selector: {matchLabels: {a: b}}
   template:
     metadata: {labels: {a: b}}
-    spec: {containers: [{name: m, image: postfix, ports: [{containerPort: 587}, {containerPort: 25}, {containerPort: 8080}]}]}
+    spec: {containers: [{name: m, image: example.com/mail, ports: [{containerPort: 587}, {containerPort: 25}, {containerPort: 8080}]}]}
 `, want: map[string]string{tmplOpaque: "587,25"}, reasons: []string{ReasonServerSpeaksFirst}},
 		{name: "existing opaque ports are kept and merged as a set", manifest: `
 apiVersion: apps/v1

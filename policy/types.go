@@ -77,7 +77,9 @@ type Decision struct {
 // warning, by check and by doctor.
 type Finding struct {
 	// Code is stable, snake_case: misplaced_annotation, invalid_annotation,
-	// unknown_annotation, deprecated_annotation, unsupported_annotation.
+	// unknown_annotation, deprecated_annotation, unsupported_annotation
+	// (the Finding… constants), and too_many_findings last when the lint
+	// stopped early.
 	Code string
 	// Path is where, e.g. "metadata.annotations[linkerd.io/inject]".
 	Path string
@@ -87,3 +89,11 @@ type Finding struct {
 
 // Changed reports whether any rule changed the object.
 func (d Decision) Changed() bool { return len(d.Changes) > 0 }
+
+// Informational reports whether s only explains why a rule left the object
+// alone because the installed Linkerd already does what the rule is for
+// (native_sidecar_completes, token_projected): nothing for anyone to fix,
+// so callers may report it without warning about it.
+func (s Skip) Informational() bool {
+	return s.Reason == ReasonNativeSidecarCompletes || s.Reason == ReasonTokenProjected
+}

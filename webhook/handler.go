@@ -2,16 +2,14 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 
 	"github.com/go-logr/logr"
-	admissionv1 "k8s.io/api/admission/v1"
+	"gomodules.xyz/jsonpatch/v2"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/policy"
 )
@@ -24,53 +22,39 @@ const (
 	AuditAnnotationChanged     = "changed"
 )
 
-// Mutator is the admission.Handler that applies the policy: it resolves the
-// mode, calls policy.Evaluate and turns the decision into a response. It
-// never denies: errors come back as Errored responses, which the HTTP
-// endpoint turns into real HTTP errors so the cluster's failurePolicy decides.
-type Mutator struct {
+// admitter turns one decoded request into a response: it looks up the
+// namespace's labels and the facts in force, calls policy.Admit (which
+// alone decides the mode and the changes) and renders the admission as a
+// patch (enforce), warnings and audit annotations. It never denies: what
+// cannot be admitted is an *httpError.
+type admitter struct {
 	config     *ConfigStore
 	namespaces NamespaceLabels
+	env        func() policy.Environment
 	metrics    *Metrics
 	log        logr.Logger
 }
 
-var _ admission.Handler = (*Mutator)(nil)
-
-// NewMutator builds the handler. namespaces may be nil (labels unknown:
-// every namespace gets the config's defaultMode).
-func NewMutator(config *ConfigStore, namespaces NamespaceLabels, metrics *Metrics, log logr.Logger) *Mutator {
-	return &Mutator{config: config, namespaces: namespaces, metrics: metrics, log: log}
-}
-
-// Handle implements admission.Handler.
-func (m *Mutator) Handle(ctx context.Context, req admission.Request) admission.Response {
-	resp, _ := m.review(ctx, req)
-	return resp
-}
-
 // verdict is what the endpoint needs to know about a request for metrics.
 type verdict struct {
-	kind, operation, mode, outcome string
+	uid, kind, operation, mode, outcome string
 }
 
-// review decides one request.
-func (m *Mutator) review(ctx context.Context, req admission.Request) (admission.Response, verdict) {
-	v := verdict{kind: req.Kind.Kind, operation: string(req.Operation), mode: labelUnknown}
-	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+// review decides one request; v is filled in as far as it is known.
+func (m *admitter) review(ctx context.Context, req *reviewRequest, v *verdict) (response, error) {
+	if req.Operation != opCreate && req.Operation != opUpdate {
 		v.outcome = OutcomeUnsupported
-		return admission.Allowed(""), v
+		return response{}, nil
 	}
 	gvk := schema.GroupVersionKind{Group: req.Kind.Group, Version: req.Kind.Version, Kind: req.Kind.Kind}
 	if req.SubResource != "" || !policy.Supported(gvk) {
 		v.outcome = OutcomeUnsupported
-		return admission.Allowed(""), v
+		return response{}, nil
 	}
-	obj := &unstructured.Unstructured{}
-	if err := obj.UnmarshalJSON(req.Object.Raw); err != nil {
-		v.outcome = OutcomeBadRequest
-		return admission.Errored(http.StatusBadRequest, fmt.Errorf("request.object of %s is not a valid Kubernetes object: %w", gvk.Kind, err)), v
+	if k, _ := req.Object["kind"].(string); k == "" {
+		return response{}, badRequest("request.object of %s is not a valid Kubernetes object: it has no kind", gvk.Kind)
 	}
+	obj := &unstructured.Unstructured{Object: req.Object}
 
 	namespace := req.Namespace
 	if namespace == "" {
@@ -81,81 +65,112 @@ func (m *Mutator) review(ctx context.Context, req admission.Request) (admission.
 	if m.namespaces != nil && namespace != "" && !cfg.IsExcluded(namespace) {
 		nsLabels, _ = m.namespaces.Labels(ctx, namespace)
 	}
-	mode := policy.ResolveMode(cfg, namespace, nsLabels, obj.GetAnnotations())
-	v.mode = string(mode)
 	ref := objectRef{kind: gvk.Kind, namespace: namespace, name: obj.GetName()}
 	if ref.name == "" {
 		// Pods made by controllers have only a generateName at admission.
 		ref.name = obj.GetGenerateName()
 	}
-	log := m.log.WithValues("uid", string(req.UID), "kind", ref.kind, "namespace", ref.namespace, "name", ref.name,
-		"operation", v.operation, "mode", v.mode)
-	if req.DryRun != nil && *req.DryRun {
-		log = log.WithValues("dryRun", true)
-	}
 
-	if mode == policy.ModeOff {
-		v.outcome = OutcomeUnchanged
-		log.Info("decision", "rules", "", "outcome", v.outcome)
-		return admission.Allowed(""), v
-	}
-
-	decision, err := policy.Evaluate(obj, policy.Context{Namespace: namespace, NamespaceLabels: nsLabels}, cfg)
+	a, err := policy.Admit(obj, policy.Context{Namespace: namespace, NamespaceLabels: nsLabels, Env: m.env()}, cfg)
+	v.mode = string(a.Mode)
 	if err != nil {
-		v.outcome = OutcomeError
-		log.Error(err, "policy evaluation failed")
-		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("evaluate %s: %w", ref, err)), v
+		var shape *policy.ShapeError
+		if errors.As(err, &shape) {
+			return response{}, badRequest("%s is malformed: %v", ref, shape)
+		}
+		return response{}, fmt.Errorf("evaluate %s: %w", ref, err)
 	}
-	warnings := skipWarnings(ref, decision.Skipped)
+	if err := ctx.Err(); err != nil {
+		// The endpoint has stopped waiting; nothing more to render.
+		return response{}, err
+	}
 
-	if mode == policy.ModeAudit {
-		resp := admission.Allowed("")
+	d := a.Decision
+	var resp response
+	var warnings []string
+	switch {
+	case a.Mode == policy.ModeOff || !a.Supported:
 		v.outcome = OutcomeUnchanged
-		if decision.Changed() {
+	case a.Mode == policy.ModeAudit:
+		v.outcome = OutcomeUnchanged
+		if d.Changed() {
 			v.outcome = OutcomeWouldPatch
-			warnings = append(auditWarnings(ref, decision.Changes), warnings...)
-			resp.AuditAnnotations = map[string]string{AuditAnnotationWouldChange: changesJSON(decision.Changes)}
-			for _, c := range decision.Changes {
-				m.metrics.observeChange(c.Rule, c.Reason, v.mode)
+			warnings = auditWarnings(ref, d.Changes)
+			resp.auditAnnotations = [][2]string{{AuditAnnotationWouldChange, changesJSON(d.Changes)}}
+		}
+	default: // enforce
+		// The patch is diffed structurally: Decision.Object shares every
+		// subtree the rules did not change with obj (decoded from the
+		// bytes the apiserver sent), so those subtrees are never walked
+		// nor re-encoded and no field can be dropped.
+		ops := policy.Diff(obj.Object, d.Object.Object)
+		if len(ops) == 0 {
+			// Re-invocation: the object already carries every change.
+			v.outcome = OutcomeUnchanged
+			break
+		}
+		if resp.patch, err = encodePatch(ops); err != nil {
+			return response{}, fmt.Errorf("encode the patch of %s: %w", ref, err)
+		}
+		v.outcome = OutcomePatched
+		resp.auditAnnotations = [][2]string{{AuditAnnotationChanged, changesJSON(d.Changes)}}
+	}
+	if v.outcome == OutcomePatched || v.outcome == OutcomeWouldPatch {
+		for _, c := range d.Changes {
+			m.metrics.observeChange(c.Rule, c.Reason, v.mode)
+		}
+	}
+	warnings = append(warnings, skipWarnings(ref, d.Skipped)...)
+	resp.warnings = append(warnings, findingWarnings(ref, a.Findings)...)
+	m.logDecision(req, ref, a, v)
+	return resp, nil
+}
+
+// logDecision writes the decision: one compact line at info for every
+// decision that changes (or in audit would change) the object, one line
+// with everything at debug for every decision. The trail of what was
+// changed is the audit annotations; the log is for people.
+func (m *admitter) logDecision(req *reviewRequest, ref objectRef, a policy.Admission, v *verdict) {
+	changed := v.outcome == OutcomePatched || v.outcome == OutcomeWouldPatch
+	if debug := m.log.V(1); debug.Enabled() {
+		debug.Info("decision", "uid", req.UID, "kind", ref.kind, "namespace", ref.namespace, "name", ref.name,
+			"operation", req.Operation, "dryRun", req.DryRun != nil && *req.DryRun, "mode", v.mode, "modeReason", a.ModeReason,
+			"outcome", v.outcome, "rules", ruleList(a.Decision.Changes), "skipped", len(a.Decision.Skipped), "findings", len(a.Findings))
+		return
+	}
+	if changed && m.log.Enabled() {
+		if req.DryRun != nil && *req.DryRun {
+			m.log.Info("decision", "uid", req.UID, "kind", ref.kind, "namespace", ref.namespace, "name", ref.name,
+				"operation", req.Operation, "dryRun", true, "mode", v.mode, "outcome", v.outcome, "rules", ruleList(a.Decision.Changes))
+			return
+		}
+		m.log.Info("decision", "uid", req.UID, "kind", ref.kind, "namespace", ref.namespace, "name", ref.name,
+			"operation", req.Operation, "mode", v.mode, "outcome", v.outcome, "rules", ruleList(a.Decision.Changes))
+	}
+}
+
+// encodePatch writes the JSON patch without reflection.
+func encodePatch(ops []jsonpatch.JsonPatchOperation) ([]byte, error) {
+	b := make([]byte, 0, 64*len(ops))
+	b = append(b, '[')
+	for i, op := range ops {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"op":`...)
+		b = appendString(b, op.Operation)
+		b = append(b, `,"path":`...)
+		b = appendString(b, op.Path)
+		if op.Operation != "remove" {
+			b = append(b, `,"value":`...)
+			var err error
+			if b, err = appendValue(b, op.Value); err != nil {
+				return nil, err
 			}
 		}
-		log.Info("decision", "rules", ruleList(decision.Changes), "outcome", v.outcome)
-		return resp.WithWarnings(warnings...), v
+		b = append(b, '}')
 	}
-
-	// Enforce.
-	if !decision.Changed() {
-		v.outcome = OutcomeUnchanged
-		log.Info("decision", "rules", "", "outcome", v.outcome)
-		return admission.Allowed("").WithWarnings(warnings...), v
-	}
-	// The patch is diffed structurally: Decision.Object shares every
-	// subtree Evaluate did not change with obj (decoded from the raw bytes
-	// the apiserver sent), so those subtrees are never walked nor
-	// re-encoded and no field can be dropped. Applied to the raw bytes it
-	// gives what PatchResponseFromRaw's diff of those bytes with a
-	// re-encoding gives, without the two decodes and one encode that cost.
-	resp := admission.Response{
-		Patches:           policy.Diff(obj.Object, decision.Object.Object),
-		AdmissionResponse: admissionv1.AdmissionResponse{Allowed: true},
-	}
-	if len(resp.Patches) > 0 {
-		pt := admissionv1.PatchTypeJSONPatch
-		resp.PatchType = &pt
-	}
-	if len(resp.Patches) == 0 {
-		// Re-invocation: the object already carries every change.
-		v.outcome = OutcomeUnchanged
-		log.Info("decision", "rules", "", "outcome", v.outcome)
-		return resp.WithWarnings(warnings...), v
-	}
-	v.outcome = OutcomePatched
-	resp.AuditAnnotations = map[string]string{AuditAnnotationChanged: changesJSON(decision.Changes)}
-	for _, c := range decision.Changes {
-		m.metrics.observeChange(c.Rule, c.Reason, v.mode)
-	}
-	log.Info("decision", "rules", ruleList(decision.Changes), "outcome", v.outcome)
-	return resp.WithWarnings(warnings...), v
+	return append(b, ']'), nil
 }
 
 // objectRef names an object in warnings: Kind/namespace/name.
@@ -181,18 +196,30 @@ func auditWarnings(ref objectRef, changes []policy.Change) []string {
 		} else {
 			what = "would set " + changeKey(c.Path) + "=" + c.Value
 		}
-		out = append(out, sanitizeWarning(fmt.Sprintf("linkerd-inject-policy (audit): %s: %s: %s", ref, what, c.Message)))
+		out = append(out, sanitizeWarning("linkerd-inject-policy (audit): "+ref.String()+": "+what+": "+c.Message))
 	}
 	return out
 }
 
 // skipWarnings tell the user about values a rule deliberately left alone
-// (their own override, or a value it could not parse), in every mode: the
-// user should know the policy did not apply and why.
+// (their own override, a value it could not parse, or a change the
+// installed Linkerd makes unnecessary), in every mode: the user should know
+// the policy did not apply and why.
 func skipWarnings(ref objectRef, skips []policy.Skip) []string {
 	out := make([]string, 0, len(skips))
 	for _, s := range skips {
-		out = append(out, sanitizeWarning(fmt.Sprintf("linkerd-inject-policy: %s: left %s unchanged: %s", ref, changeKey(s.Path), s.Message)))
+		out = append(out, sanitizeWarning("linkerd-inject-policy: "+ref.String()+": left "+changeKey(s.Path)+" unchanged: "+s.Message))
+	}
+	return out
+}
+
+// findingWarnings are the annotation lint's findings, one line each:
+//
+//	linkerd-inject-policy: Deployment/web/api: metadata.annotations[linkerd.io/inject]: <what is wrong>
+func findingWarnings(ref objectRef, findings []policy.Finding) []string {
+	out := make([]string, 0, len(findings))
+	for _, f := range findings {
+		out = append(out, sanitizeWarning("linkerd-inject-policy: "+ref.String()+": "+f.Path+": "+f.Message))
 	}
 	return out
 }
@@ -224,37 +251,49 @@ func sanitizeWarning(s string) string {
 	}, s)
 }
 
-// auditChange is one entry of the audit annotation (JSON, for log tooling).
-type auditChange struct {
-	Rule   string `json:"rule"`
-	Reason string `json:"reason"`
-	Path   string `json:"path"`
-	Action string `json:"action"`
-	Value  string `json:"value,omitempty"`
-}
-
+// changesJSON is the audit annotation: the changes as a JSON list of
+// {rule, reason, path, action, value}, for log tooling.
 func changesJSON(changes []policy.Change) string {
-	list := make([]auditChange, 0, len(changes))
-	for _, c := range changes {
-		list = append(list, auditChange{Rule: c.Rule, Reason: c.Reason, Path: c.Path, Action: c.Action, Value: c.Value})
+	b := make([]byte, 0, 128*len(changes))
+	b = append(b, '[')
+	for i, c := range changes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"rule":`...)
+		b = appendString(b, c.Rule)
+		b = append(b, `,"reason":`...)
+		b = appendString(b, c.Reason)
+		b = append(b, `,"path":`...)
+		b = appendString(b, c.Path)
+		b = append(b, `,"action":`...)
+		b = appendString(b, c.Action)
+		if c.Value != "" {
+			b = append(b, `,"value":`...)
+			b = appendString(b, c.Value)
+		}
+		b = append(b, '}')
 	}
-	b, err := json.Marshal(list)
-	if err != nil {
-		// Strings only: Marshal cannot fail; keep the annotation readable anyway.
-		return fmt.Sprintf("%d changes", len(changes))
-	}
-	return string(b)
+	return string(append(b, ']'))
 }
 
 // ruleList names the rules of changes once each, in order of first appearance.
 func ruleList(changes []policy.Change) string {
-	seen := make(map[string]bool, len(changes))
-	var names []string
-	for _, c := range changes {
-		if !seen[c.Rule] {
-			seen[c.Rule] = true
-			names = append(names, c.Rule)
+	var b strings.Builder
+	for i, c := range changes {
+		seen := false
+		for _, p := range changes[:i] {
+			if p.Rule == c.Rule {
+				seen = true
+				break
+			}
+		}
+		if !seen {
+			if b.Len() > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(c.Rule)
 		}
 	}
-	return strings.Join(names, ",")
+	return b.String()
 }

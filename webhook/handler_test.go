@@ -61,7 +61,14 @@ type answer struct {
 	review admissionv1.AdmissionReview
 }
 
-func (a answer) warnings() []string { return a.review.Response.Warnings }
+// auditChange is one entry of the audit annotation, as log tooling reads it.
+type auditChange struct {
+	Rule   string `json:"rule"`
+	Reason string `json:"reason"`
+	Path   string `json:"path"`
+	Action string `json:"action"`
+	Value  string `json:"value,omitempty"`
+}
 
 func (a answer) patch(t testing.TB) []map[string]any {
 	t.Helper()
@@ -107,7 +114,8 @@ func newTestHandler(t testing.TB, cfg *policy.Config, namespaces NamespaceLabels
 		t.Fatal(err)
 	}
 	logs := &bytes.Buffer{}
-	log := funcr.NewJSON(func(obj string) { logs.WriteString(obj + "\n") }, funcr.Options{})
+	// Verbosity 1 is --log-level=debug: every decision is logged.
+	log := funcr.NewJSON(func(obj string) { logs.WriteString(obj + "\n") }, funcr.Options{Verbosity: 1})
 	h, err := NewHandler(HandlerOptions{Config: NewConfigStore(cfg), Namespaces: namespaces, Metrics: m, Log: log, MaxRequestBytes: 64 << 10})
 	if err != nil {
 		t.Fatal(err)

@@ -7,9 +7,12 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/e2e/cluster"
 )
 
 func TestMain(m *testing.M) {
+	cluster.Isolate()
 	// controller-runtime logs through a package-level logger and complains
 	// (with a stack trace) when nobody sets it.
 	ctrllog.SetLogger(logr.Discard())

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/facts"
 )
 
 // Outcomes recorded in the requests metric.
@@ -16,6 +18,8 @@ const (
 	OutcomeError       = "error"       // internal error: HTTP 500, the failurePolicy decides
 	OutcomeBadRequest  = "bad_request" // malformed review: HTTP 4xx
 	OutcomeTooLarge    = "too_large"   // body over --max-request-bytes: HTTP 413
+	OutcomeRejected    = "rejected"    // over --max-bytes-in-flight: HTTP 429, retried by the apiserver
+	OutcomeAborted     = "aborted"     // body stalled past --body-read-timeout, client gone, or the apiserver's timeout passed: no answer
 	outcomePanic       = "panic"       // recovered panic: HTTP 500
 	labelUnknown       = ""            // kind/operation/mode not known (request not decoded)
 	metricsNamespace   = "linkerd_inject_policy"
@@ -31,6 +35,8 @@ type Metrics struct {
 	duration       *prometheus.HistogramVec
 	reloads        *prometheus.CounterVec
 	reloadFailures prometheus.Counter
+	bytesInFlight  prometheus.Gauge
+	facts          *prometheus.GaugeVec
 }
 
 // NewMetrics creates the webhook's collectors and registers them with reg
@@ -66,6 +72,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name:      "config_reload_failures_total",
 			Help:      "Configuration files rejected at reload (the previous configuration kept serving).",
 		}),
+		bytesInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: metricsNamespace,
+			Name:      "request_bytes_in_flight",
+			Help:      "Bytes of AdmissionReview bodies being read or decided now (bounded by --max-bytes-in-flight).",
+		}),
+		facts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: metricsNamespace,
+			Name:      "linkerd_facts",
+			Help:      "1 for the state of the facts about the installed Linkerd in force (known, unknown, forbidden), 0 for the others.",
+		}, []string{"state"}),
 	}
 	var err error
 	if m.requests, err = register(reg, m.requests); err != nil {
@@ -81,6 +97,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		return nil, err
 	}
 	if m.reloadFailures, err = register(reg, m.reloadFailures); err != nil {
+		return nil, err
+	}
+	if m.bytesInFlight, err = register(reg, m.bytesInFlight); err != nil {
+		return nil, err
+	}
+	if m.facts, err = register(reg, m.facts); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -116,4 +138,16 @@ func (m *Metrics) observeReload(ok bool) {
 	}
 	m.reloads.WithLabelValues(reloadResultFailed).Inc()
 	m.reloadFailures.Inc()
+}
+
+// setFactsState records the state of the Linkerd facts in force (a
+// facts.State… constant).
+func (m *Metrics) setFactsState(state string) {
+	for _, s := range []string{facts.StateKnown, facts.StateUnknown, facts.StateForbidden} {
+		v := 0.0
+		if s == state {
+			v = 1
+		}
+		m.facts.WithLabelValues(s).Set(v)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
@@ -53,6 +54,10 @@ func NewNamespaceCache(client kubernetes.Interface, log logr.Logger) *NamespaceC
 	// Resync 0: labels change through watch events, a periodic resync adds nothing.
 	factory := informers.NewSharedInformerFactory(client, 0)
 	nsInformer := factory.Core().V1().Namespaces()
+	// The cache keeps only what the mode needs: name and labels. A
+	// namespace's annotations, managed fields and status cost memory for
+	// nothing (a cluster with thousands of namespaces).
+	_ = nsInformer.Informer().SetTransform(labelsOnly)
 	return &NamespaceCache{
 		client:   client,
 		factory:  factory,
@@ -60,6 +65,18 @@ func NewNamespaceCache(client kubernetes.Interface, log logr.Logger) *NamespaceC
 		lister:   nsInformer.Lister(),
 		log:      log,
 	}
+}
+
+// labelsOnly strips a namespace down to its name, labels and resource
+// version before it enters the cache.
+func labelsOnly(obj any) (any, error) {
+	ns, ok := obj.(*corev1.Namespace)
+	if !ok {
+		return obj, nil // a tombstone: its object was stripped when cached
+	}
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name: ns.Name, Labels: ns.Labels, ResourceVersion: ns.ResourceVersion, UID: ns.UID,
+	}}, nil
 }
 
 // Start runs the informer until ctx ends.

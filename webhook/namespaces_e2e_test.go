@@ -56,13 +56,16 @@ func TestNamespaceLabelsFromARealAPIServer(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(caPEM)
 	port, health := webhook.FreePort(t), "127.0.0.1:"+strconv.Itoa(webhook.FreePort(t))
-	optIn := policy.DefaultConfig()
-	optIn.DefaultMode = policy.ModeOff
+	optIn := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(optIn, []byte("apiVersion: linkerd-inject-policy.io/v1alpha1\nkind: PolicyConfig\ndefaultMode: \"off\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	registry := prometheus.NewRegistry()
 	done := make(chan error, 1)
 	go func() {
 		done <- webhook.Run(ctx, webhook.Options{
-			Host: "127.0.0.1", Port: port, CertDir: certDir, Config: optIn, Client: client,
-			HealthProbeBindAddress: health, MetricsBindAddress: "0", Registry: prometheus.NewRegistry(),
+			Host: "127.0.0.1", Port: port, CertDir: certDir, ConfigPath: optIn, Client: client,
+			HealthProbeBindAddress: health, MetricsBindAddress: "0", Registry: registry,
 		})
 	}()
 	defer func() {

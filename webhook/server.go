@@ -18,6 +18,7 @@ import (
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/facts"
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/policy"
 )
 
@@ -46,13 +47,17 @@ type Options struct {
 	Port int
 	// CertDir holds tls.crt and tls.key, reloaded when they change.
 	CertDir string
-	// ConfigPath is a PolicyConfig file, watched for changes; "" means Config.
+	// ConfigPath is a PolicyConfig file, watched for changes; "" means
+	// policy.DefaultConfig().
 	ConfigPath string
-	// Config is the configuration when ConfigPath is empty; nil means policy.DefaultConfig().
-	Config *policy.Config
-	// Client reads namespace labels (get/list/watch namespaces); nil means no
-	// cluster: every namespace gets the config's defaultMode.
+	// Client reads namespace labels (get/list/watch namespaces) and the
+	// installed Linkerd's facts (list/watch ConfigMap linkerd-config, the
+	// server version); nil means no cluster: every namespace gets the
+	// config's defaultMode and the facts are unknown.
 	Client kubernetes.Interface
+	// LinkerdNamespace is where linkerd-config is read; "" means
+	// facts.DefaultLinkerdNamespace.
+	LinkerdNamespace string
 	// Namespaces, when set, supplies namespace labels instead of Client (tests
 	// and benchmarks without a cluster, e.g. StaticNamespaces).
 	Namespaces NamespaceLabels
@@ -63,6 +68,10 @@ type Options struct {
 	MetricsBindAddress string
 	// MaxRequestBytes bounds an AdmissionReview body; 0 means DefaultMaxRequestBytes.
 	MaxRequestBytes int64
+	// MaxBytesInFlight bounds the bodies handled at once; 0 means DefaultMaxBytesInFlight.
+	MaxBytesInFlight int64
+	// BodyReadTimeout bounds reading one body; 0 means DefaultBodyReadTimeout.
+	BodyReadTimeout time.Duration
 	// EnableHTTP2 offers HTTP/2 on the webhook port. Off by default: HTTP/1.1
 	// is enough for the apiserver and avoids HTTP/2 stream-reset attacks.
 	EnableHTTP2 bool
@@ -120,7 +129,7 @@ func Run(ctx context.Context, o Options) error {
 		}()
 	}
 
-	store := NewConfigStore(o.Config)
+	store := NewConfigStore(nil)
 	if o.ConfigPath != "" {
 		reloader, err := newConfigReloader(o.ConfigPath, store, metrics, log)
 		if err != nil {
@@ -146,12 +155,40 @@ func Run(ctx context.Context, o Options) error {
 			"defaultMode", string(cfg.DefaultMode))
 	}
 
-	handler, err := NewHandler(HandlerOptions{
-		Config:          store,
-		Namespaces:      namespaces,
-		MaxRequestBytes: o.MaxRequestBytes,
-		Metrics:         metrics,
-		Log:             log.WithName("admission"),
+	env := func() policy.Environment { return policy.Environment{} }
+	if o.Client != nil {
+		flog := log.WithName("facts")
+		watcher := facts.NewWatcher(o.Client, o.LinkerdNamespace, func(u facts.Update) {
+			metrics.setFactsState(u.State)
+			if u.Note != "" {
+				flog.Info("Linkerd facts "+u.State, "facts", u.Env.Summary(), "why", u.Note)
+				return
+			}
+			flog.Info("Linkerd facts in force", "facts", u.Env.Summary())
+		})
+		metrics.setFactsState(facts.StateUnknown)
+		watcher.Start(ctx)
+		env = watcher.Current
+		readyChecks["linkerd-facts"] = func(*http.Request) error {
+			if !watcher.Settled() {
+				return fmt.Errorf("ConfigMap %s/%s not listed yet", watcher.Namespace(), facts.ConfigMapName)
+			}
+			return nil
+		}
+		log.Info("watching the installed Linkerd's facts", "configMap", watcher.Namespace()+"/"+facts.ConfigMapName)
+	} else {
+		metrics.setFactsState(facts.StateUnknown)
+	}
+
+	handler, err := newEndpoint(HandlerOptions{
+		Config:           store,
+		Namespaces:       namespaces,
+		Env:              env,
+		MaxRequestBytes:  o.MaxRequestBytes,
+		MaxBytesInFlight: o.MaxBytesInFlight,
+		BodyReadTimeout:  o.BodyReadTimeout,
+		Metrics:          metrics,
+		Log:              log.WithName("admission"),
 	})
 	if err != nil {
 		return err
@@ -170,7 +207,15 @@ func Run(ctx context.Context, o Options) error {
 	})
 	srv.Register(Path, handler)
 	readyChecks["webhook"] = srv.StartedChecker()
-	goRun("webhook server", srv.Start)
+	// Requests' contexts derive from the context the server starts with:
+	// cancel it with a cause the handler recognises, so it drains
+	// in-flight requests on shutdown instead of abandoning them.
+	srvCtx, srvCancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	go func() {
+		<-ctx.Done()
+		srvCancel(errShuttingDown)
+	}()
+	goRun("webhook server", func(context.Context) error { return srv.Start(srvCtx) })
 
 	if o.HealthProbeBindAddress != "0" {
 		mux := http.NewServeMux()
@@ -191,7 +236,8 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	log.Info("serving admission webhook", "path", Path, "host", o.Host, "port", o.Port, "certDir", o.CertDir,
-		"config", o.ConfigPath, "defaultMode", string(cfg.DefaultMode), "maxRequestBytes", handler.(*endpoint).maxBytes)
+		"config", o.ConfigPath, "defaultMode", string(cfg.DefaultMode), "maxRequestBytes", handler.maxBytes,
+		"maxBytesInFlight", handler.budget, "bodyReadTimeout", handler.readTimeout.String())
 	<-ctx.Done()
 	wg.Wait()
 	log.Info("webhook stopped")

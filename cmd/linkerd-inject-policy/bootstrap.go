@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -12,9 +11,6 @@ import (
 
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/bootstrap"
 )
-
-// defaultWebhookChart is where the webhook's chart lives in the source tree.
-const defaultWebhookChart = "deploy/charts/linkerd-inject-policy"
 
 func newBootstrapCmd() *cobra.Command {
 	o := bootstrap.Options{}
@@ -27,12 +23,15 @@ func newBootstrapCmd() *cobra.Command {
   2. namespace linkerd with the labels the control plane needs
   3. identity issuer: a cert-manager Certificate (--identity cert-manager) or a generated trust anchor + issuer
   4. Helm releases linkerd-crds and linkerd-control-plane (trust anchor and issuer scheme set for you)
-  5. with --viz: namespace linkerd-viz, release linkerd-viz on your Prometheus/Grafana, the PodMonitors Linkerd's docs give for the Prometheus operator
-  6. this webhook's chart, in --policy-mode (audit by default: nothing changes until you choose)
+  5. with --viz: namespace linkerd-viz, release linkerd-viz on your Prometheus/Grafana, the PodMonitors Linkerd's docs give for an external Prometheus operator (chosen by the Linkerd version)
+  6. this webhook's chart (built into this binary; --webhook-chart overrides), in --policy-mode (audit by default: nothing changes until you choose)
   7. wait until the Deployments are available and the webhook answers (--wait=false skips)
 
 A second run upgrades in place and reports "unchanged" where nothing changed.
---dry-run prints every object as YAML and changes nothing. See docs/bootstrap.md.`,
+Chart hooks (linkerd-viz's namespace-metadata Job) are waited for, up to --timeout;
+with --wait=false they are started and not waited for.
+--dry-run prints every object as YAML (private keys redacted) and changes nothing;
+without a reachable cluster it needs --kube-version. See docs/bootstrap.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
@@ -42,9 +41,7 @@ A second run upgrades in place and reports "unchanged" where nothing changed.
 				// chain when the default issuer does not exist.
 				o.IssuerRef = ""
 			}
-			if o.WebhookChart == "" {
-				o.WebhookChart = findWebhookChart(o.ChartDir)
-			}
+			o.BinaryVersion = version
 			return bootstrapExit(bootstrap.Run(ctx, o, cmd.OutOrStdout()))
 		},
 	}
@@ -53,19 +50,22 @@ A second run upgrades in place and reports "unchanged" where nothing changed.
 	fl.StringVar(&o.Identity, "identity", bootstrap.IdentityGenerated, "identity issuer: cert-manager (a Certificate signed by --issuer-ref) or generated (trust anchor and issuer made here)")
 	fl.StringVar(&o.IssuerRef, "issuer-ref", bootstrap.DefaultIssuerRef, "cert-manager issuer of the identity issuer, Kind/name (ClusterIssuer or Issuer in linkerd); if left at the default and missing, bootstrap makes a trust anchor through cert-manager")
 	fl.StringVar(&o.RepoURL, "repo", bootstrap.DefaultRepoURL, "Helm repository of the Linkerd charts")
-	fl.StringVar(&o.Version, "version", "", "version of the Linkerd charts (default: the newest in --repo)")
-	fl.StringVar(&o.ChartDir, "chart-dir", "", "directory with the charts linkerd-crds, linkerd-control-plane, linkerd-viz (unpacked or .tgz) instead of --repo, for air-gapped clusters")
+	fl.StringVar(&o.Version, "version", "", "version of the Linkerd charts (default: the newest in --repo or --chart-dir)")
+	fl.StringVar(&o.ChartDir, "chart-dir", "", "directory with the charts linkerd-crds, linkerd-control-plane, linkerd-viz (unpacked, or NAME-VERSION.tgz as helm pull saves them) instead of --repo, for air-gapped clusters")
 	fl.StringArrayVarP(&o.ValuesFiles, "values", "f", nil, "values file for linkerd-control-plane (repeatable)")
 	fl.StringArrayVar(&o.SetValues, "set", nil, "value for linkerd-control-plane, key=value[,key=value] (repeatable)")
 	fl.BoolVar(&o.Viz, "viz", false, "also install the linkerd-viz extension")
 	fl.StringVar(&o.PrometheusURL, "prometheus-url", "", "with --viz: your Prometheus (viz's own is then disabled)")
 	fl.StringVar(&o.GrafanaURL, "grafana-url", "", "with --viz: your Grafana, for the dashboard's links")
 	fl.StringVar(&o.PodMonitorNamespace, "podmonitor-namespace", bootstrap.VizNamespace, "with --viz and the Prometheus operator: namespace of the PodMonitors Linkerd's docs give for the Prometheus operator")
-	fl.StringVar(&o.WebhookChart, "webhook-chart", "", "this webhook's chart (default: linkerd-inject-policy in --chart-dir, else "+defaultWebhookChart+")")
+	fl.StringVar(&o.WebhookChart, "webhook-chart", "", "this webhook's chart, a directory or .tgz (default: the chart built into this binary)")
+	fl.StringArrayVar(&o.WebhookValuesFiles, "webhook-values", nil, "values file for this webhook's chart (repeatable), e.g. image.repository for your registry")
+	fl.StringArrayVar(&o.WebhookSetValues, "webhook-set", nil, "value for this webhook's chart, key=value[,key=value] (repeatable); default image "+bootstrap.DefaultImageRepository+":"+version)
 	fl.StringVar(&o.PolicyMode, "policy-mode", bootstrap.PolicyModeAudit, "webhook default mode: audit (warn only), enforce (cluster-wide) or opt-in (only labelled namespaces)")
 	fl.BoolVar(&o.Wait, "wait", true, "wait for the Deployments to become available and the webhook to answer")
 	fl.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long each wait may take")
-	fl.BoolVar(&o.DryRun, "dry-run", false, "print every object as YAML and change nothing")
+	fl.BoolVar(&o.DryRun, "dry-run", false, "print every object as YAML (private keys redacted) and change nothing")
+	fl.StringVar(&o.KubeVersion, "kube-version", "", "with --dry-run: the Kubernetes version to render for, like v1.31.0 (required without a reachable cluster)")
 	cmd.AddCommand(newBootstrapUninstallCmd())
 	return cmd
 }
@@ -94,21 +94,6 @@ created. Namespaces that existed before (and anything else in them) stay.`,
 	cmd.Flags().StringVar(&o.PodMonitorNamespace, "podmonitor-namespace", bootstrap.VizNamespace, "namespace bootstrap put the PodMonitors in")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long each Helm uninstall may take")
 	return cmd
-}
-
-// findWebhookChart picks this webhook's chart next to the Linkerd charts,
-// else from the source tree in the working directory.
-func findWebhookChart(chartDir string) string {
-	candidates := []string{defaultWebhookChart}
-	if chartDir != "" {
-		candidates = append([]string{filepath.Join(chartDir, "linkerd-inject-policy")}, candidates...)
-	}
-	for _, c := range candidates {
-		if st, err := os.Stat(filepath.Join(c, "Chart.yaml")); err == nil && !st.IsDir() {
-			return c
-		}
-	}
-	return ""
 }
 
 // bootstrapExit gives bad options exit code 2, like the other commands.

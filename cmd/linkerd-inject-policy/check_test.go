@@ -27,19 +27,44 @@ var update = flag.Bool("update", false, "rewrite the golden files of check's tes
 // checkRun runs `check` with args and stdin, as the binary would.
 func checkRun(t *testing.T, stdin string, args ...string) (string, error) {
 	t.Helper()
+	out, _, err := checkRunStderr(t, stdin, args...)
+	return out, err
+}
+
+// checkRunStderr is checkRun that also returns what check wrote to stderr.
+func checkRunStderr(t *testing.T, stdin string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
 	cmd := newCheckCmd()
-	var out bytes.Buffer
+	var out, errOut bytes.Buffer
 	if args == nil {
 		args = []string{} // nil would make cobra read os.Args
 	}
 	cmd.SetArgs(args)
 	cmd.SetIn(strings.NewReader(stdin))
 	cmd.SetOut(&out)
-	cmd.SetErr(io.Discard)
+	cmd.SetErr(&errOut)
 	cmd.SilenceUsage = true
 	cmd.SilenceErrors = true
-	err := cmd.Execute()
-	return out.String(), err
+	err = cmd.Execute()
+	return out.String(), errOut.String(), err
+}
+
+// tableRows returns the object rows of -o table output: after the facts
+// line and the header, up to the blank line before the warnings.
+func tableRows(t *testing.T, out string) []string {
+	t.Helper()
+	lines := strings.Split(out, "\n")
+	if len(lines) < 2 || !strings.HasPrefix(lines[0], "Facts: ") || !strings.HasPrefix(lines[1], "SOURCE") {
+		t.Fatalf("table does not start with the facts line and the header:\n%s", out)
+	}
+	var rows []string
+	for _, l := range lines[2:] {
+		if strings.TrimSpace(l) == "" {
+			break
+		}
+		rows = append(rows, l)
+	}
+	return rows
 }
 
 // repoRoot moves the test to the repository root so sources print as
@@ -153,7 +178,7 @@ func TestCheckTableHandlesEveryScenario(t *testing.T) {
 		"Job/report":      {"-", "user_override (jobs)"},
 	}
 	rows := map[string][2]string{}
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+	for _, line := range tableRows(t, out) {
 		f := strings.Fields(line)
 		if len(f) < 4 {
 			t.Fatalf("short row %q", line)
@@ -334,7 +359,7 @@ func TestCheckDirectoriesAreReadRecursivelyInSortedOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	var names []string
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+	for _, line := range tableRows(t, out) {
 		names = append(names, strings.Fields(line)[1])
 	}
 	if got := strings.Join(names, " "); got != "ConfigMap/zero ConfigMap/aa ConfigMap/az ConfigMap/b" {
@@ -398,6 +423,47 @@ func TestCheckOutputIsAcceptedByARealAPIServer(t *testing.T) {
 			t.Errorf("want the apiserver to reject spec.template.spec.futureField, got err %v: %s", err, stderr)
 		}
 	})
+	// --kubeconfig reads the facts from the cluster itself: the
+	// apiserver's version, and ConfigMap linkerd-config once it exists.
+	t.Run("check reads the facts from a live cluster with --kubeconfig", func(t *testing.T) {
+		table := func(extra ...string) (string, string) {
+			t.Helper()
+			args := append([]string{"-f", "examples/jobs/job.yaml", "-o", "table", "--kubeconfig", c.KubeconfigPath}, extra...)
+			out, stderr, err := checkRunStderr(t, "", args...)
+			if err != nil {
+				t.Fatalf("check %v: %v", args, err)
+			}
+			return strings.SplitN(out, "\n", 2)[0], stderr
+		}
+		facts, stderr := table()
+		if !strings.HasPrefix(facts, "Facts: Linkerd version unknown; Kubernetes 1.") {
+			t.Errorf("without linkerd-config: facts line %q", facts)
+		}
+		if !strings.Contains(stderr, "note: no ConfigMap linkerd/linkerd-config") {
+			t.Errorf("without linkerd-config: stderr %q lacks the note", stderr)
+		}
+		if err := c.CreateNamespace(ctx, "linkerd", nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, stderr, err := c.Kubectl(ctx, nil, "apply", "-f", "examples/config/linkerd-config-2.20.yaml"); err != nil {
+			t.Fatalf("apply linkerd-config: %v\n%s", err, stderr)
+		}
+		facts, stderr = table()
+		if !strings.HasPrefix(facts, "Facts: Linkerd edge-26.8.3 (2.20 line), proxy.nativeSidecar=true") || !strings.Contains(facts, "(Linkerd facts from ConfigMap linkerd/linkerd-config)") {
+			t.Errorf("with linkerd-config: facts line %q", facts)
+		}
+		if stderr != "" {
+			t.Errorf("with linkerd-config: stderr %q", stderr)
+		}
+		facts, _ = table("--linkerd-config", "examples/config/linkerd-config-2.14.yaml")
+		if !strings.Contains(facts, "stable-2.14.10") || !strings.Contains(facts, "Kubernetes 1.") {
+			t.Errorf("--linkerd-config replaces the cluster's Linkerd facts, not its version: %q", facts)
+		}
+		facts, stderr = table("--linkerd-namespace", "mesh")
+		if !strings.HasPrefix(facts, "Facts: Linkerd version unknown") || !strings.Contains(stderr, "no ConfigMap mesh/linkerd-config") {
+			t.Errorf("--linkerd-namespace mesh: facts %q, stderr %q", facts, stderr)
+		}
+	})
 }
 
 // FuzzCheck feeds arbitrary input to check: it must either fail with exit
@@ -416,7 +482,7 @@ func FuzzCheck(f *testing.F) {
 	f.Add([]byte("apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  spec: {hostNetwork: true}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var out bytes.Buffer
-		err := runCheck(bytes.NewReader(data), &out, &checkFlags{files: []string{"-"}, output: "yaml"})
+		err := runCheck(context.Background(), bytes.NewReader(data), &out, io.Discard, &checkFlags{files: []string{"-"}, output: "yaml", linkerdNamespace: "linkerd"})
 		if err != nil {
 			if exitCode(err) != 2 {
 				t.Fatalf("exit status %d for bad input, want 2: %v", exitCode(err), err)
@@ -424,7 +490,7 @@ func FuzzCheck(f *testing.F) {
 			return
 		}
 		var again bytes.Buffer
-		if err := runCheck(bytes.NewReader(out.Bytes()), &again, &checkFlags{files: []string{"-"}, output: "yaml"}); err != nil {
+		if err := runCheck(context.Background(), bytes.NewReader(out.Bytes()), &again, io.Discard, &checkFlags{files: []string{"-"}, output: "yaml", linkerdNamespace: "linkerd"}); err != nil {
 			t.Fatalf("check rejects its own output: %v\n%s", err, out.Bytes())
 		}
 		if !bytes.Equal(out.Bytes(), again.Bytes()) {

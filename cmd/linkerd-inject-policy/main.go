@@ -8,7 +8,12 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/internal/serve"
 )
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
 
 func main() {
 	if err := newRootCmd().Execute(); err != nil {
@@ -30,7 +35,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newCheckCmd(), newBootstrapCmd(), newVersionCmd())
+	root.AddCommand(serve.NewCommand(version), newCheckCmd(), newBootstrapCmd(), newDoctorCmd(), serve.NewVersionCommand("linkerd-inject-policy", version))
 	return root
 }
 
@@ -47,5 +52,5 @@ func exitCode(err error) int {
 	if e, ok := err.(*exitError); ok {
 		return e.code
 	}
-	return 1
+	return serve.ExitCode(err)
 }

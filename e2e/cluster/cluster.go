@@ -1,7 +1,8 @@
 // Package cluster starts a real Kubernetes control plane for the e2e tests and
 // `make demo`: etcd and kube-apiserver (through controller-runtime's envtest,
 // pointed at binaries built by hack/tools.sh), optionally kube-controller-manager,
-// all on free loopback ports inside one temporary directory.
+// all on free loopback ports inside one temporary directory, inside the
+// private network namespace Isolate sets up (Start refuses to run outside it).
 //
 // The apiserver runs with the admission webhooks enabled and an audit log, so
 // tests can see what a real cluster does with a webhook's patch, warnings and
@@ -77,6 +78,9 @@ var requiredBinaries = []string{"etcd", "kube-apiserver", "kube-controller-manag
 // asked) and returns once the apiserver is ready and the default namespace
 // exists. On error everything already started is stopped again.
 func Start(ctx context.Context, opts Options) (_ *Cluster, retErr error) {
+	if err := CheckIsolated(); err != nil {
+		return nil, fmt.Errorf("refusing to start a control plane on this machine's network (%v): call cluster.Isolate() first thing in TestMain or main (docs/testing.md)", err)
+	}
 	logw := opts.Log
 	if logw == nil {
 		logw = io.Discard

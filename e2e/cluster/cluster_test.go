@@ -21,8 +21,9 @@ import (
 
 // One cluster with the controller manager proves the whole harness: the
 // apiserver answers, kubectl works with the kubeconfig, the controller
-// manager turns a Job into a Pod, writes reach the audit log, and Stop leaves
-// neither processes nor files behind.
+// manager turns a Job into a Pod, writes reach the audit log, a service-form
+// webhook call stays on the machine, and Stop leaves neither processes nor
+// files behind.
 func TestHarnessRunsARealControlPlaneAndCleansUp(t *testing.T) {
 	c := cluster.StartForTest(t, cluster.Options{ControllerManager: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -70,6 +71,10 @@ spec:
 	if !bytes.Contains(audit, []byte(`"resource":"jobs"`)) || !bytes.Contains(audit, []byte(`"name":"harness-job"`)) {
 		t.Fatalf("audit log has no entry for the Job:\n%.2000s", audit)
 	}
+
+	t.Run("a service-form webhook call ends in connection refused", func(t *testing.T) {
+		serviceFormWebhookIsRefused(t, c)
+	})
 
 	dir := c.Dir
 	if err := c.Stop(); err != nil {

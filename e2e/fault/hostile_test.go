@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -246,7 +248,7 @@ func checkAnswer(t *testing.T, c hostileCase, status int, body []byte) {
 		t.Errorf("patch %s, want a patch: %v", r.Patch, c.wantPatch)
 	}
 	if len(r.Patch) > 0 {
-		checkPatchDropsNothing(t, r.Patch)
+		checkPatchDropsNothing(t, c.body, r.Patch)
 	}
 	if c.wantInPatch != "" && !strings.Contains(string(r.Patch), c.wantInPatch) {
 		t.Errorf("patch %s does not contain %s", r.Patch, c.wantInPatch)
@@ -256,33 +258,157 @@ func checkAnswer(t *testing.T, c hostileCase, status int, body []byte) {
 	}
 }
 
-// checkPatchDropsNothing fails on a patch that removes anything, or replaces
-// anything but a Linkerd annotation (which a rule may rewrite as a set
-// merge): fields of objects we patch are never silently dropped.
-func checkPatchDropsNothing(t *testing.T, patch []byte) {
+// checkPatchDropsNothing fails on a patch that drops anything from the
+// request's object: fields of objects we patch are never silently dropped.
+func checkPatchDropsNothing(t *testing.T, review, patch []byte) {
 	t.Helper()
+	var r struct {
+		Request struct {
+			Object json.RawMessage `json:"object"`
+		} `json:"request"`
+	}
+	if err := json.Unmarshal(review, &r); err != nil {
+		t.Fatalf("the request the patch answers is not JSON: %v", err)
+	}
+	for _, problem := range patchDrops(r.Request.Object, patch) {
+		t.Errorf("%s: %s", problem, patch)
+	}
+}
+
+// patchDrops applies a JSON patch to object one operation at a time and
+// returns what drops something: any remove, and any replace, or add over a
+// value already there (an add replaces what is at its path: a whole
+// annotations map added over an existing one drops its keys), except on a
+// Linkerd or linkerd-inject-policy annotation, which a rule may rewrite as a
+// set merge.
+func patchDrops(object, patch []byte) []string {
+	var doc any
+	if err := json.Unmarshal(object, &doc); err != nil {
+		return []string{fmt.Sprintf("object is not JSON: %v", err)}
+	}
 	var ops []struct {
-		Op   string `json:"op"`
-		Path string `json:"path"`
+		Op    string          `json:"op"`
+		Path  string          `json:"path"`
+		Value json.RawMessage `json:"value"`
 	}
 	if err := json.Unmarshal(patch, &ops); err != nil {
-		t.Fatalf("patch is not a JSON patch: %v: %s", err, patch)
+		return []string{fmt.Sprintf("patch is not a JSON patch: %v", err)}
 	}
-	for _, op := range ops {
-		switch op.Op {
-		case "add":
-			if strings.HasSuffix(op.Path, "/annotations") || strings.HasSuffix(op.Path, "/metadata") {
-				// Adding a whole map is only right where there was none.
-				continue
+	ours := func(path string) bool {
+		for _, prefix := range []string{"config.linkerd.io~1", "linkerd.io~1", "linkerd-inject-policy.io~1"} {
+			if strings.Contains(path, "/annotations/"+prefix) {
+				return true
 			}
-		case "replace":
-			if strings.Contains(op.Path, "/annotations/config.linkerd.io~1") || strings.Contains(op.Path, "/annotations/linkerd.io~1") ||
-				strings.Contains(op.Path, "/annotations/linkerd-inject-policy.io~1") {
-				continue
-			}
-			t.Errorf("patch replaces %s: %s", op.Path, patch)
-		case "remove":
-			t.Errorf("patch removes %s: %s", op.Path, patch)
 		}
+		return false
+	}
+	var problems []string
+	for _, op := range ops {
+		exists, inList, store, err := at(doc, op.Path)
+		if err != nil {
+			return append(problems, fmt.Sprintf("patch %s %s: %v", op.Op, op.Path, err))
+		}
+		switch op.Op {
+		case "add", "replace":
+			if op.Op == "replace" && !exists {
+				return append(problems, fmt.Sprintf("patch replaces %s, which is not there", op.Path))
+			}
+			// An add into a list inserts; anywhere else it replaces.
+			if exists && !(inList && op.Op == "add") && !ours(op.Path) {
+				problems = append(problems, fmt.Sprintf("patch %ss %s over the value there", op.Op, op.Path))
+			}
+			var v any
+			if err := json.Unmarshal(op.Value, &v); err != nil {
+				return append(problems, fmt.Sprintf("patch %s %s: value is not JSON: %v", op.Op, op.Path, err))
+			}
+			doc = store(v, op.Op == "add")
+		case "remove":
+			problems = append(problems, fmt.Sprintf("patch removes %s", op.Path))
+		default:
+			problems = append(problems, fmt.Sprintf("patch has a %q operation on %s", op.Op, op.Path))
+		}
+	}
+	return problems
+}
+
+// at resolves a JSON pointer in doc: whether a value is there, whether its
+// container is a list, and a function that stores v there (inserting into a
+// list when insert is set) and returns the new document.
+func at(doc any, pointer string) (exists, inList bool, store func(v any, insert bool) any, err error) {
+	if pointer == "" {
+		return true, false, func(v any, _ bool) any { return v }, nil
+	}
+	if !strings.HasPrefix(pointer, "/") {
+		return false, false, nil, fmt.Errorf("pointer does not start with /")
+	}
+	rest := ""
+	tok, after, more := strings.Cut(pointer[1:], "/")
+	if more {
+		rest = "/" + after
+	}
+	tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+	switch c := doc.(type) {
+	case map[string]any:
+		child, ok := c[tok]
+		if !more {
+			return ok, false, func(v any, _ bool) any { c[tok] = v; return c }, nil
+		}
+		if !ok {
+			return false, false, nil, fmt.Errorf("%s is not there", tok)
+		}
+		exists, inList, st, err := at(child, rest)
+		return exists, inList, func(v any, insert bool) any { c[tok] = st(v, insert); return c }, err
+	case []any:
+		n, convErr := strconv.Atoi(tok)
+		if tok == "-" && !more {
+			n, convErr = len(c), nil
+		}
+		if convErr != nil || n < 0 || n > len(c) || (more && n == len(c)) {
+			return false, false, nil, fmt.Errorf("index %s out of range", tok)
+		}
+		if !more {
+			return n < len(c), true, func(v any, insert bool) any {
+				if insert {
+					return slices.Insert(c, n, v)
+				}
+				c[n] = v
+				return c
+			}, nil
+		}
+		exists, inList, st, err := at(c[n], rest)
+		return exists, inList, func(v any, insert bool) any { c[n] = st(v, insert); return c }, err
+	}
+	return false, false, nil, fmt.Errorf("%s is inside a scalar", tok)
+}
+
+// The patch check has teeth: every way of dropping a field is caught, and
+// what the webhook legitimately does is not.
+func TestPatchCheckCatchesEveryDrop(t *testing.T) {
+	const object = `{"metadata":{"name":"p","annotations":{"a":"1","config.linkerd.io/opaque-ports":"25"}},"spec":{"containers":[{"name":"c"}]}}`
+	const bare = `{"metadata":{"name":"p"}}`
+	for _, tc := range []struct {
+		name, object, patch string
+		want                string // "" means no problem
+	}{
+		{"adding an annotation next to others drops nothing", object, `[{"op":"add","path":"/metadata/annotations/linkerd.io~1inject","value":"disabled"}]`, ""},
+		{"adding an annotations map where there was none drops nothing", bare, `[{"op":"add","path":"/metadata/annotations","value":{"linkerd.io/inject":"disabled"}}]`, ""},
+		{"adding a map and then a key in it drops nothing", bare, `[{"op":"add","path":"/metadata/annotations","value":{}},{"op":"add","path":"/metadata/annotations/x","value":"1"}]`, ""},
+		{"rewriting a Linkerd annotation as a set merge drops nothing", object, `[{"op":"replace","path":"/metadata/annotations/config.linkerd.io~1opaque-ports","value":"25,3306"}]`, ""},
+		{"adding into a list inserts and drops nothing", object, `[{"op":"add","path":"/spec/containers/0","value":{"name":"b"}}]`, ""},
+		{"adding an annotations map over an existing one is caught", object, `[{"op":"add","path":"/metadata/annotations","value":{"linkerd.io/inject":"disabled"}}]`, "patch adds /metadata/annotations over the value there"},
+		{"adding over a user annotation is caught", object, `[{"op":"add","path":"/metadata/annotations/a","value":"2"}]`, "patch adds /metadata/annotations/a over the value there"},
+		{"adding a whole metadata over the existing one is caught", object, `[{"op":"add","path":"/metadata","value":{}}]`, "patch adds /metadata over the value there"},
+		{"adding over a key added earlier in the patch is caught", bare, `[{"op":"add","path":"/metadata/labels","value":{"x":"1"}},{"op":"add","path":"/metadata/labels","value":{}}]`, "patch adds /metadata/labels over the value there"},
+		{"replacing a user annotation is caught", object, `[{"op":"replace","path":"/metadata/annotations/a","value":"2"}]`, "patch replaces /metadata/annotations/a over the value there"},
+		{"replacing a list element is caught", object, `[{"op":"replace","path":"/spec/containers/0","value":{}}]`, "patch replaces /spec/containers/0 over the value there"},
+		{"removing anything is caught", object, `[{"op":"remove","path":"/metadata/annotations/linkerd.io~1inject"}]`, "patch removes /metadata/annotations/linkerd.io~1inject"},
+		{"a move is caught", object, `[{"op":"move","from":"/metadata/name","path":"/metadata/x"}]`, `patch has a "move" operation on /metadata/x`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := strings.Join(patchDrops([]byte(tc.object), []byte(tc.patch)), "; ")
+			if got != tc.want {
+				t.Errorf("problems = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

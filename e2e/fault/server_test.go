@@ -34,6 +34,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	cluster.Isolate()
 	code := m.Run()
 	os.RemoveAll(buildDir)
 	os.Exit(code)

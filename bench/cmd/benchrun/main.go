@@ -22,6 +22,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/bench"
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/e2e/cluster"
 )
 
 type options struct {
@@ -49,6 +50,7 @@ type options struct {
 }
 
 func main() {
+	cluster.Isolate()
 	var o options
 	var levels string
 	var profiles, largest string

@@ -20,6 +20,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/e2e/cluster"
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/policy"
@@ -50,12 +51,27 @@ type demo struct {
 	log  io.Writer
 
 	// before holds the key annotations of each object as written in examples/,
-	// by "Kind/name".
-	before map[string]string
+	// by "Kind/name"; written the objects themselves.
+	before  map[string]string
+	written map[string]*unstructured.Unstructured
+	// dirs are the example directories applied.
+	dirs []string
 	// warnings are kubectl's stderr lines starting with "Warning:", per command.
 	warnings []warning
-	// namespaces maps each namespace used to its mode as the table shows it.
+	// namespaces maps each namespace used to its mode as the table shows it;
+	// phase to the Linkerd it was applied under, env to that Linkerd's facts
+	// and labels to its labels.
 	namespaces map[string]string
+	phase      map[string]string
+	env        map[string]policy.Environment
+	labels     map[string]map[string]string
+	// phases are the Linkerds in the order applied, with their facts.
+	phases []phaseFacts
+}
+
+type phaseFacts struct {
+	label string
+	env   policy.Environment
 }
 
 type warning struct {
@@ -64,11 +80,15 @@ type warning struct {
 }
 
 func (d *demo) clients() (kubernetes.Interface, dynamic.Interface, error) {
-	cs, err := kubernetes.NewForConfig(d.c.RESTConfig)
+	// The webhook's warnings on the dry-run probes are not the demo's output
+	// (kubectl's warnings are, below the table).
+	rc := rest.CopyConfig(d.c.RESTConfig)
+	rc.WarningHandler = rest.NoWarnings{}
+	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("client: %w", err)
 	}
-	dyn, err := dynamic.NewForConfig(d.c.RESTConfig)
+	dyn, err := dynamic.NewForConfig(rc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("client: %w", err)
 	}
@@ -104,35 +124,53 @@ func (d *demo) waitWebhook(ctx context.Context) error {
 	})
 }
 
-// applyAll creates the namespaces and applies every example into each.
-func (d *demo) applyAll(ctx context.Context) error {
+// prepare reads every example as written.
+func (d *demo) prepare() error {
 	entries, err := os.ReadDir(filepath.Join(d.repo, "examples"))
 	if err != nil {
 		return fmt.Errorf("read examples: %w", err)
 	}
-	var dirs []string
 	for _, e := range entries {
 		if e.IsDir() && !notManifests[e.Name()] {
-			dirs = append(dirs, e.Name())
+			d.dirs = append(d.dirs, e.Name())
 		}
 	}
 	d.before = map[string]string{}
-	for _, dir := range dirs {
+	d.written = map[string]*unstructured.Unstructured{}
+	for _, dir := range d.dirs {
 		if err := d.readBefore(filepath.Join(d.repo, "examples", dir)); err != nil {
 			return err
 		}
 	}
 	d.namespaces = map[string]string{}
-	for _, ns := range demoNamespaces {
-		labels := map[string]string{"linkerd.io/inject": "enabled", policy.LabelMode: string(ns.mode)}
-		if err := d.c.CreateNamespace(ctx, ns.name, labels); err != nil {
-			return err
+	d.phase = map[string]string{}
+	d.env = map[string]policy.Environment{}
+	d.labels = map[string]map[string]string{}
+	return nil
+}
+
+// applyPhase creates the namespaces of one Linkerd and applies every
+// example into each (and, with first, the examples that bring their own
+// namespace).
+func (d *demo) applyPhase(ctx context.Context, first bool, label string, env policy.Environment, namespaces []demoNamespace) error {
+	d.phases = append(d.phases, phaseFacts{label: label, env: env})
+	cs, _, err := d.clients()
+	if err != nil {
+		return err
+	}
+	for _, ns := range namespaces {
+		// Linkerd reads the annotation; many install guides set the label too.
+		labels := map[string]string{"linkerd.io/inject": "enabled", policy.LabelMode: string(ns.mode), labelStandIn: "true"}
+		obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns.name, Labels: labels, Annotations: map[string]string{"linkerd.io/inject": "enabled"}}}
+		if _, err := cs.CoreV1().Namespaces().Create(ctx, obj, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create namespace %s: %w", ns.name, err)
 		}
 		d.namespaces[ns.name] = string(ns.mode)
+		d.phase[ns.name], d.env[ns.name], d.labels[ns.name] = label, env, labels
 	}
 	start := time.Now()
-	for _, ns := range demoNamespaces {
-		for _, dir := range dirs {
+	for _, ns := range namespaces {
+		for _, dir := range d.dirs {
 			if _, own := ownNamespace[dir]; own {
 				continue
 			}
@@ -145,14 +183,67 @@ func (d *demo) applyAll(ctx context.Context) error {
 			return err
 		}
 	}
-	for dir, ns := range ownNamespace {
-		if err := d.kubectl(ctx, "apply", "-f", filepath.Join("examples", dir)); err != nil {
-			return err
+	if first {
+		for dir, ns := range ownNamespace {
+			if err := d.kubectl(ctx, "apply", "-f", filepath.Join("examples", dir)); err != nil {
+				return err
+			}
+			d.namespaces[ns] = "enforce (defaultMode)"
+			d.phase[ns], d.env[ns], d.labels[ns] = label, env, map[string]string{}
 		}
-		d.namespaces[ns] = "enforce (defaultMode)"
 	}
-	fmt.Fprintf(d.log, "applied every example into %d namespaces in %s\n", len(d.namespaces), since(start))
+	fmt.Fprintf(d.log, "%s: applied every example into %d namespace(s) in %s\n", label, len(namespaces), since(start))
 	return nil
+}
+
+// waitFacts waits until the webhook decides by env: a Job gets the
+// decision env gives it, and a Kibana gets the token only without
+// projected tokens. Both come from policy.Admit, the webhook's own
+// decision, so this proves its informer saw the ConfigMap.
+func (d *demo) waitFacts(ctx context.Context, env policy.Environment) error {
+	want := func(obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+		obj = obj.DeepCopy()
+		obj.SetNamespace("demo-probe")
+		a, err := policy.Admit(obj, policy.Context{Namespace: "demo-probe", NamespaceLabels: map[string]string{policy.LabelMode: string(policy.ModeEnforce)}, Env: env}, nil)
+		if err != nil {
+			return nil, err
+		}
+		return a.Decision.Object, nil
+	}
+	job, err := want(probeJob())
+	if err != nil {
+		return err
+	}
+	inject, _, _ := unstructured.NestedString(job.Object, "spec", "template", "metadata", "annotations", policy.AnnotationInject)
+	if err := d.waitDecision(ctx, inject); err != nil {
+		return err
+	}
+	kb, ok := d.written["Kibana/efk"]
+	if !ok {
+		return nil
+	}
+	kbWant, err := want(kb)
+	if err != nil {
+		return err
+	}
+	token, _, _ := unstructured.NestedBool(kbWant.Object, "spec", "podTemplate", "spec", "automountServiceAccountToken")
+	_, dyn, err := d.clients()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return cluster.Poll(ctx, fmt.Sprintf("the webhook to follow linkerd-config (a Kibana with the token: %v)", token), func(ctx context.Context) (bool, error) {
+		probe := kb.DeepCopy()
+		probe.SetName("")
+		probe.SetGenerateName("probe-")
+		out, err := dyn.Resource(shownKinds[6]).Namespace("demo-probe").Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err != nil {
+			return false, err
+		}
+		got, _, _ := unstructured.NestedBool(out.Object, "spec", "podTemplate", "spec", "automountServiceAccountToken")
+		return got == token, nil
+	})
 }
 
 // kubectl runs the real kubectl from the repository root and keeps the
@@ -202,6 +293,7 @@ func (d *demo) readBefore(dir string) error {
 			}
 			u := &unstructured.Unstructured{Object: m}
 			d.before[u.GetKind()+"/"+u.GetName()] = keyAnnotations(u)
+			d.written[u.GetKind()+"/"+u.GetName()] = u
 		}
 	}
 	return nil
@@ -282,10 +374,16 @@ type row struct {
 	obj       *unstructured.Unstructured
 	namespace string
 	mode      string
+	linkerd   string // the Linkerd it was applied under
 	rules     string
-	before    string
-	after     string
-	madeBy    string
+	// reasons are policy.Admit's for the object as written, with the
+	// namespace's facts ("-" for objects made by controllers); admitRules
+	// the rules it says change it.
+	reasons, admitRules string
+	before              string
+	after               string
+	proxy               string // Pods: how the stand-in injected the proxy
+	madeBy              string
 }
 
 func (r row) object() string { return r.obj.GetKind() + "/" + r.obj.GetName() }
@@ -324,8 +422,14 @@ func (d *demo) collect(ctx context.Context) ([]row, error) {
 				if r.rules == "" {
 					r.rules = "-"
 				}
+				r.linkerd = d.phase[ns]
+				r.reasons, r.admitRules = "-", "-"
 				if b, ok := d.before[r.object()]; ok && !isControlled(obj) {
 					r.before = b
+					r.reasons, r.admitRules = d.admitReasons(d.written[r.object()], ns)
+				}
+				if obj.GetKind() == "Pod" {
+					r.proxy = proxyText(obj)
 				}
 				r.madeBy = madeBy(ctx, cs, obj)
 				rows = append(rows, r)
@@ -333,6 +437,53 @@ func (d *demo) collect(ctx context.Context) ([]row, error) {
 		}
 	}
 	return rows, nil
+}
+
+// admitReasons is what policy.Admit, the webhook's decision, says of obj
+// as written when admitted into ns with the namespace's facts.
+func (d *demo) admitReasons(obj *unstructured.Unstructured, ns string) (reasons, rules string) {
+	if obj == nil {
+		return "-", "-"
+	}
+	obj = obj.DeepCopy()
+	if obj.GetNamespace() == "" {
+		obj.SetNamespace(ns)
+	}
+	a, err := policy.Admit(obj, policy.Context{Namespace: ns, NamespaceLabels: d.labels[ns], Env: d.env[ns]}, nil)
+	if err != nil {
+		return "error: " + err.Error(), "-"
+	}
+	var rs, ruleList []string
+	add := func(list *[]string, s string) {
+		for _, x := range *list {
+			if x == s {
+				return
+			}
+		}
+		*list = append(*list, s)
+	}
+	for _, c := range a.Decision.Changes {
+		add(&rs, c.Reason)
+		add(&ruleList, c.Rule)
+	}
+	for _, s := range a.Decision.Skipped {
+		add(&rs, s.Reason+" ("+s.Rule+")")
+	}
+	sort.Strings(ruleList)
+	rules = strings.Join(ruleList, ",")
+	if rules == "" || a.Mode != policy.ModeEnforce {
+		rules = "-"
+	}
+	reasons = strings.Join(rs, ",")
+	switch {
+	case a.Mode == policy.ModeOff:
+		reasons = "mode_off (" + a.ModeReason + ")"
+	case reasons == "":
+		reasons = "-"
+	case a.Mode == policy.ModeAudit:
+		reasons = "would: " + reasons
+	}
+	return reasons, rules
 }
 
 func isControlled(obj *unstructured.Unstructured) bool {
@@ -409,18 +560,4 @@ func boolText(v, found bool) string {
 		return "unset"
 	}
 	return fmt.Sprint(v)
-}
-
-// podsOf returns typed Pods for the checks (unused kinds are skipped).
-func podsOf(rows []row, ns string) []corev1.Pod {
-	var pods []corev1.Pod
-	for _, r := range rows {
-		if r.namespace != ns || r.obj.GetKind() != "Pod" {
-			continue
-		}
-		var p corev1.Pod
-		p.Name, p.Annotations, p.OwnerReferences = r.obj.GetName(), r.obj.GetAnnotations(), r.obj.GetOwnerReferences()
-		pods = append(pods, p)
-	}
-	return pods
 }

@@ -25,27 +25,26 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/doctor"
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/e2e/cluster"
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/policy"
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/webhook"
 )
 
 func main() {
+	cluster.Isolate(cluster.ECKModule)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	code := run(ctx, os.Stdout, os.Stderr)
 	os.Exit(code)
 }
 
-// The demo's namespaces: one per mode. Linkerd would inject all three
-// (linkerd.io/inject: enabled), so the table shows what our policy changes.
-var demoNamespaces = []struct {
+// demoNamespace is one of the demo's namespaces: Linkerd would inject all
+// of them (linkerd.io/inject: enabled), so the table shows what our policy
+// changes in each mode (see linkerdPhases).
+type demoNamespace struct {
 	name string
 	mode policy.Mode
-}{
-	{"demo-enforce", policy.ModeEnforce},
-	{"demo-audit", policy.ModeAudit},
-	{"demo-off", policy.ModeOff},
 }
 
 func run(ctx context.Context, stdout, stderr io.Writer) int {
@@ -113,23 +112,51 @@ func run(ctx context.Context, stdout, stderr io.Writer) int {
 	}
 
 	d := &demo{c: c, repo: repo, log: logw}
+	_, stopStandIn, err := d.startStandIn(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "demo: %v\n", err)
+		return 1
+	}
+	defer stopStandIn()
 	if err := d.waitWebhook(ctx); err != nil {
 		fmt.Fprintf(stderr, "demo: %v\n", err)
 		return 1
 	}
-	if err := d.applyAll(ctx); err != nil {
+	if err := d.prepare(); err != nil {
 		fmt.Fprintf(stderr, "demo: %v\n", err)
 		return 1
 	}
-	d.waitForPods(ctx)
+	for i, ph := range linkerdPhases {
+		env, err := d.installLinkerd(ctx, ph.configFile)
+		if err == nil {
+			err = d.waitFacts(ctx, env)
+		}
+		if err == nil {
+			err = d.applyPhase(ctx, i == 0, ph.label, env, ph.namespaces)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "demo: %v\n", err)
+			return 1
+		}
+		// Every Pod of this phase exists before linkerd-config changes.
+		d.waitForPods(ctx)
+	}
 	rows, err := d.collect(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "demo: %v\n", err)
 		return 1
 	}
+	d.printFacts(stdout)
 	printTable(stdout, rows)
+	printSideBySide(stdout, rows)
 	d.printWarnings(stdout)
 	failed := printChecks(stdout, checks(rows, d.warnings))
+
+	fmt.Fprintln(stdout, "\n== linkerd-inject-policy doctor: what is wrong in the running cluster ==")
+	if _, err := doctor.PrintScan(ctx, c.RESTConfig, stdout); err != nil {
+		fmt.Fprintf(stderr, "demo: %v\n", err)
+		return 1
+	}
 
 	if os.Getenv("DEMO_KEEP") == "1" {
 		kubectl := filepath.Join(c.BinDir, "kubectl")

@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"bytes"
@@ -57,21 +57,21 @@ func TestServeRejectsBadFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"a certificate directory is required", []string{"serve"}, "--cert-dir"},
-		{"an unknown log level is refused", []string{"serve", "--cert-dir", certDir, "--log-level", "loud"}, "--log-level"},
-		{"an unknown log format is refused", []string{"serve", "--cert-dir", certDir, "--log-format", "xml"}, "--log-format"},
-		{"an unknown certificate mode is refused", []string{"serve", "--cert-dir", certDir, "--cert-mode", "sideways"}, "--cert-mode"},
-		{"a zero body limit is refused", []string{"serve", "--cert-dir", certDir, "--max-request-bytes", "0"}, "--max-request-bytes"},
-		{"an invalid config file is refused at start", []string{"serve", "--cert-dir", certDir, "--config", badConfig}, "--config"},
-		{"a missing config file is refused at start", []string{"serve", "--cert-dir", certDir, "--config", filepath.Join(t.TempDir(), "absent.yaml")}, "absent.yaml"},
-		{"self-managed certificates need a cluster", []string{"serve", "--cert-dir", certDir, "--cert-mode", "self-managed"}, "needs a cluster"},
+		{"a certificate directory is required", []string{}, "--cert-dir"},
+		{"an unknown log level is refused", []string{"--cert-dir", certDir, "--log-level", "loud"}, "--log-level"},
+		{"an unknown log format is refused", []string{"--cert-dir", certDir, "--log-format", "xml"}, "--log-format"},
+		{"an unknown certificate mode is refused", []string{"--cert-dir", certDir, "--cert-mode", "sideways"}, "--cert-mode"},
+		{"a zero body limit is refused", []string{"--cert-dir", certDir, "--max-request-bytes", "0"}, "--max-request-bytes"},
+		{"an invalid config file is refused at start", []string{"--cert-dir", certDir, "--config", badConfig}, "--config"},
+		{"a missing config file is refused at start", []string{"--cert-dir", certDir, "--config", filepath.Join(t.TempDir(), "absent.yaml")}, "absent.yaml"},
+		{"self-managed certificates need a cluster", []string{"--cert-dir", certDir, "--cert-mode", "self-managed"}, "needs a cluster"},
 	}
 	if os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
 		t.Skip("running inside a cluster: the no-cluster cases do not apply")
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := newRootCmd()
+			cmd := NewCommand("test")
 			cmd.SetArgs(tt.args)
 			cmd.SetOut(io.Discard)
 			cmd.SetErr(io.Discard)
@@ -82,7 +82,7 @@ func TestServeRejectsBadFlags(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %q does not mention %q", err, tt.want)
 			}
-			if code := exitCode(err); code != 2 {
+			if code := ExitCode(err); code != 2 {
 				t.Errorf("exit code %d, want 2 (bad usage)", code)
 			}
 		})
@@ -101,8 +101,8 @@ func TestServeAnswersAdmissionReviews(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		cmd := newRootCmd()
-		cmd.SetArgs([]string{"serve", "--cert-dir", certDir, "--config", config, "--host", "127.0.0.1", "--port", strconv.Itoa(port),
+		cmd := NewCommand("test")
+		cmd.SetArgs([]string{"--cert-dir", certDir, "--config", config, "--host", "127.0.0.1", "--port", strconv.Itoa(port),
 			"--health-probe-bind-address", health, "--metrics-bind-address", metrics, "--log-level", "error"})
 		done <- cmd.ExecuteContext(ctx)
 	}()

@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/zapr"
@@ -21,6 +22,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/certs"
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/facts"
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/policy"
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/webhook"
 )
@@ -37,12 +39,16 @@ type serveFlags struct {
 	logLevel          string
 	logFormat         string
 	maxRequestBytes   int64
+	maxBytesInFlight  int64
+	bodyReadTimeout   time.Duration
+	linkerdNamespace  string
 	enableHTTP2       bool
 	certMode          string
 	namespace         string
 	serviceName       string
 	certSecret        string
 	webhookConfigName string
+	version           string
 }
 
 const (
@@ -52,8 +58,10 @@ const (
 	serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 )
 
-func newServeCmd() *cobra.Command {
-	f := &serveFlags{}
+// NewCommand is the serve command; version goes into the cluster client's
+// user agent.
+func NewCommand(version string) *cobra.Command {
+	f := &serveFlags{version: version}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the mutating admission webhook",
@@ -63,7 +71,13 @@ func newServeCmd() *cobra.Command {
 Without --kubeconfig and outside a cluster it still serves, but namespace
 labels are unknown: every namespace gets the configuration's defaultMode.
 The --config file is watched: a valid change takes effect without restart,
-an invalid one is logged and counted, and the previous configuration stays.`,
+an invalid one is logged and counted, and the previous configuration stays.
+The installed Linkerd's facts come from ConfigMap linkerd-config in
+--linkerd-namespace, watched likewise; missing or unreadable, they are
+unknown and the rules behave as for Linkerd 2.11.
+
+Without GOMEMLIMIT, the Go memory limit is 85% of the container's memory
+limit (cgroup memory.max), if it has one.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
@@ -82,6 +96,9 @@ an invalid one is logged and counted, and the previous configuration stays.`,
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info or error")
 	fl.StringVar(&f.logFormat, "log-format", "json", "log format: json or console")
 	fl.Int64Var(&f.maxRequestBytes, "max-request-bytes", webhook.DefaultMaxRequestBytes, "largest AdmissionReview body accepted; larger gets HTTP 413")
+	fl.Int64Var(&f.maxBytesInFlight, "max-bytes-in-flight", webhook.DefaultMaxBytesInFlight, "request body bytes handled at once; a request over it gets HTTP 429 (retried by the apiserver)")
+	fl.DurationVar(&f.bodyReadTimeout, "body-read-timeout", webhook.DefaultBodyReadTimeout, "time a client may take to send a request body; a client that stalls is dropped")
+	fl.StringVar(&f.linkerdNamespace, "linkerd-namespace", facts.DefaultLinkerdNamespace, "namespace of Linkerd's control plane, whose ConfigMap linkerd-config tells the installed version and settings")
 	fl.BoolVar(&f.enableHTTP2, "enable-http2", false, "offer HTTP/2 on the webhook port (off: HTTP/1.1 avoids HTTP/2 stream-reset attacks)")
 	fl.StringVar(&f.certMode, "cert-mode", certModeFiles, "files: serve the certificate in --cert-dir; self-managed: create and rotate it, and own the webhook's caBundle")
 	fl.StringVar(&f.namespace, "namespace", "", "self-managed: the webhook's own namespace (default $POD_NAMESPACE or the service account's namespace)")
@@ -94,7 +111,7 @@ an invalid one is logged and counted, and the previous configuration stays.`,
 func runServe(ctx context.Context, f *serveFlags) error {
 	log, err := newLogger(f.logLevel, f.logFormat)
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return &UsageError{Err: err}
 	}
 	// controller-runtime and client-go log through their own package-level
 	// loggers; route them to ours so every line has one format.
@@ -102,19 +119,26 @@ func runServe(ctx context.Context, f *serveFlags) error {
 	klog.SetLogger(log.WithName("client-go"))
 
 	if f.certDir == "" {
-		return &exitError{code: 2, err: errors.New("--cert-dir is required")}
+		return &UsageError{Err: errors.New("--cert-dir is required")}
 	}
 	if f.certMode != certModeFiles && f.certMode != certModeSelfManaged {
-		return &exitError{code: 2, err: fmt.Errorf("--cert-mode %q: must be %s or %s", f.certMode, certModeFiles, certModeSelfManaged)}
+		return &UsageError{Err: fmt.Errorf("--cert-mode %q: must be %s or %s", f.certMode, certModeFiles, certModeSelfManaged)}
 	}
 	if f.maxRequestBytes <= 0 {
-		return &exitError{code: 2, err: fmt.Errorf("--max-request-bytes %d: must be positive", f.maxRequestBytes)}
+		return &UsageError{Err: fmt.Errorf("--max-request-bytes %d: must be positive", f.maxRequestBytes)}
 	}
+	if f.maxBytesInFlight <= 0 {
+		return &UsageError{Err: fmt.Errorf("--max-bytes-in-flight %d: must be positive", f.maxBytesInFlight)}
+	}
+	if f.bodyReadTimeout <= 0 {
+		return &UsageError{Err: fmt.Errorf("--body-read-timeout %s: must be positive", f.bodyReadTimeout)}
+	}
+	setDefaultMemoryLimit(log, "/sys/fs/cgroup")
 
 	// Load the config before anything else so a bad file fails fast, with its field paths.
 	if f.configPath != "" {
 		if _, err := policy.LoadConfigFile(f.configPath); err != nil {
-			return &exitError{code: 2, err: fmt.Errorf("--config: %w", err)}
+			return &UsageError{Err: fmt.Errorf("--config: %w", err)}
 		}
 	}
 
@@ -124,7 +148,7 @@ func runServe(ctx context.Context, f *serveFlags) error {
 	}
 	var client kubernetes.Interface
 	if restConfig != nil {
-		restConfig.UserAgent = "linkerd-inject-policy/" + version
+		restConfig.UserAgent = "linkerd-inject-policy/" + f.version
 		client, err = kubernetes.NewForConfig(restConfig)
 		if err != nil {
 			return fmt.Errorf("kubernetes client: %w", err)
@@ -133,14 +157,14 @@ func runServe(ctx context.Context, f *serveFlags) error {
 
 	if f.certMode == certModeSelfManaged {
 		if client == nil {
-			return &exitError{code: 2, err: errors.New("--cert-mode=self-managed needs a cluster: give --kubeconfig or run in a pod")}
+			return &UsageError{Err: errors.New("--cert-mode=self-managed needs a cluster: give --kubeconfig or run in a pod")}
 		}
 		ns := f.namespace
 		if ns == "" {
 			ns = ownNamespace()
 		}
 		if ns == "" {
-			return &exitError{code: 2, err: errors.New("--cert-mode=self-managed: give --namespace (not in a pod, and $POD_NAMESPACE is unset)")}
+			return &UsageError{Err: errors.New("--cert-mode=self-managed: give --namespace (not in a pod, and $POD_NAMESPACE is unset)")}
 		}
 		if err := certs.RunSelfManaged(ctx, certs.SelfManagedOptions{
 			Client:            client,
@@ -164,6 +188,9 @@ func runServe(ctx context.Context, f *serveFlags) error {
 		HealthProbeBindAddress: f.healthAddr,
 		MetricsBindAddress:     f.metricsAddr,
 		MaxRequestBytes:        f.maxRequestBytes,
+		MaxBytesInFlight:       f.maxBytesInFlight,
+		BodyReadTimeout:        f.bodyReadTimeout,
+		LinkerdNamespace:       f.linkerdNamespace,
 		EnableHTTP2:            f.enableHTTP2,
 		Log:                    log,
 	})

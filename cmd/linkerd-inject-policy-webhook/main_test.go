@@ -1,0 +1,85 @@
+package main
+
+import (
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// heavyPrefixes are packages only bootstrap, check or doctor need (the Helm
+// SDK and what it brings: chart rendering, registries, kubectl's apply
+// machinery). The webhook binary must link none of them.
+var heavyPrefixes = []string{
+	"helm.sh/",
+	"k8s.io/cli-runtime/",
+	"k8s.io/kubectl/",
+	"k8s.io/apiextensions-apiserver/",
+	"sigs.k8s.io/kustomize/",
+	"oras.land/",
+	"github.com/Masterminds/",
+	"github.com/containerd/",
+	"github.com/docker/",
+	"github.com/evanphx/json-patch", // kubectl's strategic merge, not our patch library
+}
+
+const module = "github.com/linkerd-inject-policy/linkerd-inject-policy/"
+
+// ownPackages are this module's packages the webhook may link; any other
+// (bootstrap, deploy, e2e, check's manifest editor, doctor) is a mistake.
+var ownPackages = []string{"certs", "cmd/linkerd-inject-policy-webhook", "facts", "internal/serve", "policy", "webhook"}
+
+// unwanted lists what the package pattern links that the webhook must not.
+func unwanted(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", pkg).Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v", pkg, err)
+	}
+	var bad []string
+	for _, dep := range strings.Fields(string(out)) {
+		for _, p := range heavyPrefixes {
+			if strings.HasPrefix(dep, p) {
+				bad = append(bad, dep+" ("+p+"… is only for the full CLI)")
+			}
+		}
+		if own, ok := strings.CutPrefix(dep, module); ok && !slices.Contains(ownPackages, own) {
+			bad = append(bad, dep+" (a package of this module serve does not need)")
+		}
+	}
+	return bad
+}
+
+func TestWebhookBinaryLinksNothingOnlyTheCLINeeds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("go list of the whole dependency graph")
+	}
+	for _, dep := range unwanted(t, ".") {
+		t.Errorf("the webhook binary links %s", dep)
+	}
+}
+
+// The same list taken of the full CLI must find the Helm SDK: otherwise the
+// check above could not fail.
+func TestTheFullCLILinksWhatTheWebhookMustNot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("go list of the whole dependency graph")
+	}
+	bad := unwanted(t, "../linkerd-inject-policy")
+	if !slices.ContainsFunc(bad, func(d string) bool { return strings.HasPrefix(d, "helm.sh/") }) {
+		t.Errorf("the full CLI links no helm.sh/ package by this test's list: %v", bad)
+	}
+}
+
+func TestWebhookBinaryHasOnlyServeAndVersion(t *testing.T) {
+	var names []string
+	for _, c := range newRootCmd().Commands() {
+		if c.Name() != "help" && c.Name() != "completion" {
+			names = append(names, c.Name())
+		}
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"serve", "version"}) {
+		t.Errorf("commands %v, want [serve version]", names)
+	}
+}
