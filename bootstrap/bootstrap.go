@@ -74,6 +74,11 @@ type runner struct {
 
 	anchorPEM []byte
 	installed []*release.Release
+
+	// trustWarning (preflight) and trustNotes (identity step) are printed
+	// after the steps: what a person must do about the trust bundle (trust.go).
+	trustWarning string
+	trustNotes   []string
 }
 
 type step struct {
@@ -103,7 +108,9 @@ func Run(ctx context.Context, opts Options, w io.Writer) error {
 		{"webhook", r.webhookStep},
 		{"wait", r.wait},
 	}
-	return runSteps(ctx, w, o.DryRun, steps)
+	err = runSteps(ctx, w, o.DryRun, steps)
+	r.printTrustNotes()
+	return err
 }
 
 func runSteps(ctx context.Context, w io.Writer, comment bool, steps []step) error {
@@ -170,6 +177,12 @@ func (r *runner) preflight(ctx context.Context) (string, error) {
 	if r.o.Identity == IdentityCertManager && r.c != nil {
 		if r.buildChain, err = checkIssuer(ctx, r.c, r.ref); err != nil {
 			return "", err
+		}
+		if r.trustWarning, err = r.rootRenewalWarning(ctx); err != nil {
+			return "", err
+		}
+		if r.trustWarning != "" {
+			summary += ", 1 warning (below)"
 		}
 	}
 	if r.o.KubeVersion != "" {
@@ -422,6 +435,9 @@ func (r *runner) identity(ctx context.Context) (string, error) {
 		res, err = ensureGeneratedIdentity(ctx, r.c, r.o.Now(), r.o.DryRun, r.out)
 	default:
 		res, err = ensureCertManagerIdentity(ctx, r.c, r.ref, r.buildChain, r.o.Now, r.o.Timeout, r.o.Wait, r.o.DryRun, r.out)
+		if err == nil {
+			res, err = r.manageTrustBundle(ctx, res)
+		}
 	}
 	if err != nil {
 		return "", err

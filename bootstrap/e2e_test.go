@@ -813,12 +813,13 @@ func TestBootstrapCertManagerIdentityOnARealAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	t.Run("with a CA ClusterIssuer the Certificate is Linkerd's documented one and its CA becomes the trust anchor", func(t *testing.T) {
+	t.Run("with a CA ClusterIssuer the Certificate is Linkerd's documented one and its CA joins the trust bundle", func(t *testing.T) {
+		previous := assertIdentity(t, cl)
 		out, err := runBootstrap(ctx, t, opts(nil))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(out.String(), "[3/7] identity issuer: Certificate linkerd/linkerd-identity-issuer ready, signed by ClusterIssuer/ca-issuer (") {
+		if !strings.Contains(out.String(), "[3/7] identity issuer: Certificate linkerd/linkerd-identity-issuer ready, signed by ClusterIssuer/ca-issuer, trust bundle 2 roots (1 added, 1 old kept; see below) (") {
 			t.Error("progress does not report the Certificate signed by ClusterIssuer/ca-issuer")
 		}
 		if !strings.Contains(out.String(), "linkerd-control-plane 2026.11.1 upgraded (revision 2)") {
@@ -844,9 +845,9 @@ func TestBootstrapCertManagerIdentityOnARealAPIServer(t *testing.T) {
 				t.Errorf("Certificate spec.%s = %s, want %s", k, got, exp)
 			}
 		}
-		anchor := assertIdentity(t, cl)
-		if strings.TrimSpace(string(anchor)) != strings.TrimSpace(string(testCA.CertPEM)) {
-			t.Error("the chart's trust anchor is not the ClusterIssuer's CA (the Secret's ca.crt)")
+		// The previous root stays trusted until --drop-old-trust-roots (docs/trust-rotation.md).
+		if anchor := assertIdentity(t, cl); !bundleContains(anchor, testCA.CertPEM) || !bundleContains(anchor, previous) {
+			t.Error("the chart's trust bundle does not hold the ClusterIssuer's CA (the Secret's ca.crt) and the previous root")
 		}
 	})
 

@@ -264,7 +264,9 @@ func trustAnchorChain() []*unstructured.Unstructured {
 				"commonName": certs.DefaultTrustAnchorCommonName,
 				"isCA":       true,
 				"duration":   "87600h",
-				"privateKey": map[string]any{"algorithm": "ECDSA"},
+				// A renewed root keeps its key, so the issuer keeps verifying
+				// against the anchor every proxy trusts (docs/trust-rotation.md).
+				"privateKey": map[string]any{"algorithm": "ECDSA", "rotationPolicy": "Never"},
 				"usages":     []any{"cert sign", "crl sign"},
 				"issuerRef":  map[string]any{"name": trustAnchorSelfSignedIssuer, "kind": "Issuer", "group": "cert-manager.io"},
 			},

@@ -85,6 +85,12 @@ type Options struct {
 	// DefaultIssuerRef, and if that does not exist bootstrap builds its own
 	// trust-anchor chain through cert-manager; an explicit ref must exist.
 	IssuerRef string
+	// DropOldTrustRoots (cert-manager identity) removes from the trust
+	// bundle the roots neither the issuer nor its CA uses any more, once no
+	// meshed pod holds another bundle and the issuer's root has signed it
+	// for a proxy certificate's lifetime (docs/trust-rotation.md). Without
+	// it a run only ever adds roots.
+	DropOldTrustRoots bool
 
 	// RepoURL is the Helm repository of the Linkerd charts (default
 	// DefaultRepoURL); ChartDir, when set, replaces it with a directory
@@ -162,6 +168,13 @@ func (o Options) withDefaults() (Options, issuerRef, error) {
 		return o, issuerRef{}, usageError("--issuer-ref %q: must be ClusterIssuer/NAME or Issuer/NAME (an Issuer in namespace %s)", raw, ControlPlaneNamespace)
 	}
 	ref.Kind, ref.Name = kind, name
+	if o.DropOldTrustRoots && o.Identity != IdentityCertManager {
+		return o, issuerRef{}, &Error{
+			Problem: "--drop-old-trust-roots: only with --identity cert-manager (the generated identity keeps one trust anchor)",
+			Fix:     "leave the flag out, or pass --identity cert-manager",
+			Usage:   true,
+		}
+	}
 	if o.PolicyMode == "" {
 		o.PolicyMode = PolicyModeAudit
 	}

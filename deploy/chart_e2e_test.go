@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -57,6 +58,14 @@ func TestChartOnARealAPIServer(t *testing.T) {
 	applyCRDs(t, c, certManagerModule, "deploy/crds", "cert-manager.io_certificates.yaml", "cert-manager.io_issuers.yaml")
 	applyCRDs(t, c, promOperatorModule, "example/prometheus-operator-crd", "monitoring.coreos.com_podmonitors.yaml", "monitoring.coreos.com_servicemonitors.yaml")
 	create := creator(t, c)
+	// Linkerd's namespace, where the chart grants reading linkerd-config.
+	mustNamespace(t, cs, "linkerd")
+	if _, err := cs.CoreV1().ConfigMaps("linkerd").Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "linkerd-config"},
+		Data:       map[string]string{"values": "linkerdVersion: edge-26.8.3\nproxy:\n  nativeSidecar: true\n"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 
 	t.Run("cert-manager mode with monitors is accepted with strict validation", func(t *testing.T) {
 		ns := "lip-certmanager"
@@ -146,12 +155,13 @@ func TestChartOnARealAPIServer(t *testing.T) {
 		args, _, _ := unstructured.NestedStringSlice(containers[0].(map[string]any), "args")
 		sa, _, _ := unstructured.NestedString(deployment.Object, "spec", "template", "spec", "serviceAccountName")
 		healthAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+		metricsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 		certDir := filepath.Join(dir, "certs")
 		args = rewriteArgs(args, map[string]string{
 			"--cert-dir":                  certDir,
 			"--config":                    cfgPath,
 			"--health-probe-bind-address": healthAddr,
-			"--metrics-bind-address":      "127.0.0.1:" + strconv.Itoa(freePort(t)),
+			"--metrics-bind-address":      metricsAddr,
 			"--log-format":                "console",
 		})
 		args = append(args, "--host=127.0.0.1", "--kubeconfig="+serviceAccountKubeconfig(t, c, cs, ns, sa, dir))
@@ -160,6 +170,18 @@ func TestChartOnARealAPIServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		runWebhook(t, bin, args, filepath.Join(dir, "webhook.log"), healthAddr)
+
+		// Ready means the facts are settled: with the chart's Role (list and
+		// watch by a field selector on the one name) they are known.
+		resp, err := http.Get("http://" + metricsAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(metrics), `linkerd_inject_policy_linkerd_facts{state="known"} 1`) {
+			t.Errorf("with the chart's RBAC the Linkerd facts are not known:\n%s\n%s", grepLines(string(metrics), "linkerd_facts"), tail(filepath.Join(dir, "webhook.log")))
+		}
 
 		sec, err := cs.CoreV1().Secrets(ns).Get(ctx, "linkerd-inject-policy-tls", metav1.GetOptions{})
 		if err != nil {
@@ -376,4 +398,15 @@ type testLog struct{ t *testing.T }
 func (l testLog) Write(p []byte) (int, error) {
 	l.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// grepLines keeps the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

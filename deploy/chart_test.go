@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -279,9 +280,11 @@ func TestChartRBACIsLeastPrivilege(t *testing.T) {
 		want   []string // "verb resource[/name]" in the ClusterRole and Role
 	}{
 		{"cert-manager mode only reads namespaces", map[string]any{"certs": map[string]any{"mode": "cert-manager"}},
+			[]string{"get namespaces", "list namespaces", "watch namespaces", "get configmaps/linkerd-config", "list configmaps/linkerd-config", "watch configmaps/linkerd-config"}},
+		{"without reading linkerd-config only namespaces remain", map[string]any{"certs": map[string]any{"mode": "cert-manager"}, "linkerd": map[string]any{"readConfig": false}},
 			[]string{"get namespaces", "list namespaces", "watch namespaces"}},
 		{"self-managed mode adds its Secret and its one webhook configuration", selfManaged(),
-			[]string{"get namespaces", "list namespaces", "watch namespaces", "get mutatingwebhookconfigurations/linkerd-inject-policy", "patch mutatingwebhookconfigurations/linkerd-inject-policy", "create secrets", "get secrets/linkerd-inject-policy-tls", "update secrets/linkerd-inject-policy-tls"}},
+			[]string{"get namespaces", "list namespaces", "watch namespaces", "get mutatingwebhookconfigurations/linkerd-inject-policy", "patch mutatingwebhookconfigurations/linkerd-inject-policy", "create secrets", "get secrets/linkerd-inject-policy-tls", "update secrets/linkerd-inject-policy-tls", "get configmaps/linkerd-config", "list configmaps/linkerd-config", "watch configmaps/linkerd-config"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -516,4 +519,31 @@ func ptr[T any](v T) *T { return &v }
 func js(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+func TestChartReadsLinkerdConfigInLinkerdsNamespace(t *testing.T) {
+	for _, ns := range []string{"", "linkerd-edge"} {
+		want := ns
+		var values map[string]any
+		if ns == "" {
+			want = "linkerd"
+		} else {
+			values = map[string]any{"linkerd": map[string]any{"namespace": ns}}
+		}
+		t.Run("the Role, its binding and the flag name namespace "+want, func(t *testing.T) {
+			objs := render(t, values)
+			role := mustFind(t, objs, "Role", "linkerd-inject-policy-linkerd-config")
+			binding := convert[rbacv1.RoleBinding](t, mustFind(t, objs, "RoleBinding", "linkerd-inject-policy-linkerd-config"))
+			if role.GetNamespace() != want || binding.Namespace != want {
+				t.Errorf("Role in %q, RoleBinding in %q, want both in %q", role.GetNamespace(), binding.Namespace, want)
+			}
+			if len(binding.Subjects) != 1 || binding.Subjects[0].Kind != "ServiceAccount" || binding.Subjects[0].Name != "linkerd-inject-policy" {
+				t.Errorf("RoleBinding subjects %+v, want the webhook's ServiceAccount", binding.Subjects)
+			}
+			dep := convert[appsv1.Deployment](t, mustFind(t, objs, "Deployment", "linkerd-inject-policy"))
+			if args := dep.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--linkerd-namespace="+want) {
+				t.Errorf("serve args %v lack --linkerd-namespace=%s", args, want)
+			}
+		})
+	}
 }

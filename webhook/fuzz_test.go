@@ -7,10 +7,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/policy"
 )
@@ -60,6 +62,35 @@ func FuzzMutateEndpoint(f *testing.F) {
 			}
 		default:
 			t.Fatalf("status %d for body %q: %s", rec.Code, body, rec.Body.String())
+		}
+	})
+}
+
+// FuzzJSONDecoderMatchesUnstructured holds the handler's JSON decoder equal
+// to the one unstructured.Unstructured uses: same values, same types, and
+// an error exactly when that one errs.
+func FuzzJSONDecoderMatchesUnstructured(f *testing.F) {
+	seeds, _ := filepath.Glob(filepath.Join("testdata", "reviews", "*.json"))
+	for _, s := range seeds {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	for _, s := range []string{`"\ud83d\ude00 \ud83d x \udc00\u0041"`, `[1, -0, 1.0, 1e3, 9223372036854775807, 9223372036854775808, -1.5E-3]`,
+		`{"a":1,"a":2}`, `"bad \xff\xc3 utf8"`, `[]`, `{}`, `null`, `tru`, `[1,]`, `{"a" 1}`, `01`, `1.`, `"\q"`, "\"\t\"", ` {"k": [true, false, null]} `} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var want any
+		wantErr := utiljson.Unmarshal(data, &want)
+		got, gotErr := decodeJSONValue(data)
+		if (wantErr != nil) != (gotErr != nil) {
+			t.Fatalf("%q: util/json error %v, ours %v", data, wantErr, gotErr)
+		}
+		if wantErr == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: util/json gives %#v, ours %#v", data, want, got)
 		}
 	})
 }

@@ -51,6 +51,9 @@ func (m *admitter) review(ctx context.Context, req *reviewRequest, v *verdict) (
 		v.outcome = OutcomeUnsupported
 		return response{}, nil
 	}
+	if req.badObject != "" {
+		return response{}, badRequest("request.object of %s is not a valid Kubernetes object: a JSON %s, not an object", gvk.Kind, req.badObject)
+	}
 	if k, _ := req.Object["kind"].(string); k == "" {
 		return response{}, badRequest("request.object of %s is not a valid Kubernetes object: it has no kind", gvk.Kind)
 	}

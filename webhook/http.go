@@ -24,10 +24,11 @@ const (
 	// envelope).
 	DefaultMaxRequestBytes int64 = 7 << 20
 	// DefaultMaxBytesInFlight bounds the request bodies being read or
-	// decided at once. Decoded, a body costs about ten times its size
-	// (docs/operations.md), so 16 MiB of bodies is about five of the
-	// largest Pods the apiserver admits at once.
-	DefaultMaxBytesInFlight int64 = 16 << 20
+	// decided at once. Decoded, a body costs about 13 times its size
+	// (measured: docs/operations.md), so 8 MiB of bodies is two of the
+	// largest objects the apiserver admits (3 MiB) at once, about 80 MiB
+	// of heap; the chart's memory limit is sized for that.
+	DefaultMaxBytesInFlight int64 = 8 << 20
 	// DefaultBodyReadTimeout is how long a client may take to send the
 	// body once its headers are in; a client that stalls is dropped.
 	DefaultBodyReadTimeout = 10 * time.Second
@@ -186,6 +187,12 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
+	// Everything the client sends must arrive within the read deadline,
+	// including bodies read only to be thrown away.
+	rc := http.NewResponseController(w)
+	// Recorders in tests do not support deadlines: ignore ErrNotSupported.
+	_ = rc.SetReadDeadline(time.Now().Add(e.readTimeout))
+
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		v.outcome = OutcomeBadRequest
@@ -213,17 +220,15 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The apiserver's client retries a 429 after Retry-After, within
 		// the webhook's timeout.
 		w.Header().Set("Retry-After", "1")
+		// Do not read the body to reuse the connection: that is what the
+		// budget refuses to spend.
+		w.Header().Set("Connection", "close")
 		http.Error(w, fmt.Sprintf("too many request bytes in flight (over --max-bytes-in-flight %d): retry", e.budget), http.StatusTooManyRequests)
 		return
 	}
-	released := false
-	defer func() {
-		if !released {
-			e.release(weight)
-		}
-	}()
+	defer e.release(weight)
 
-	body, err := e.readBody(w, r)
+	body, err := e.readBody(rc, r)
 	if err != nil {
 		var he *httpError
 		if errors.As(err, &he) {
@@ -237,39 +242,29 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The client stalled past the read deadline or went away mid-body.
 		v.outcome = OutcomeAborted
 		e.log.Info("request body not received", "reason", err.Error(), "remote", r.RemoteAddr)
+		w.Header().Set("Connection", "close")
 		http.Error(w, "read request body: "+err.Error(), http.StatusRequestTimeout)
 		return
 	}
 
 	// The decision's context ends with the apiserver's timeout; the
-	// request's own context also ends when the server shuts down, and
-	// in-flight requests are to be drained then, not dropped.
+	// request's own context also ends when the client goes away, and when
+	// the server shuts down (in-flight requests are drained then, not
+	// dropped).
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), reviewTimeout(r))
 	defer cancel()
-	// Deciding runs apart so that a decision the apiserver no longer waits
-	// for is abandoned at once; the budget is released when it ends, so
-	// what it still holds keeps counting.
-	done := make(chan result, 1)
-	released = true
-	go func() {
-		defer e.release(weight)
-		done <- e.decide(ctx, body, r.RemoteAddr)
-	}()
-	var res result
-	clientGone := r.Context().Done()
-	for answered := false; !answered; {
-		select {
-		case res = <-done:
-			answered = true
-		case <-clientGone:
-			if errors.Is(context.Cause(r.Context()), errShuttingDown) {
-				clientGone = nil // drain: keep deciding within the timeout
-				continue
-			}
-			e.abandon(r, context.Cause(r.Context()))
-		case <-ctx.Done():
-			e.abandon(r, context.Cause(ctx))
+	gone := func() error {
+		if err := context.Cause(r.Context()); err != nil && !errors.Is(err, errShuttingDown) {
+			return err
 		}
+		return context.Cause(ctx)
+	}
+	// The policy runs to its end (it is pure and linear in the object);
+	// when the apiserver has stopped waiting by then, nothing is answered.
+	res := e.decide(ctx, body, r.RemoteAddr, gone)
+	if why := gone(); why != nil {
+		v = res.verdict
+		e.abandon(r, why)
 	}
 	v = res.verdict
 	if res.err != nil {
@@ -304,10 +299,7 @@ func (e *endpoint) abandon(r *http.Request, why error) {
 
 // readBody reads the whole body within the read deadline; a body over the
 // limit is an *httpError (413).
-func (e *endpoint) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	rc := http.NewResponseController(w)
-	// Recorders in tests do not support deadlines: ignore ErrNotSupported.
-	_ = rc.SetReadDeadline(time.Now().Add(e.readTimeout))
+func (e *endpoint) readBody(rc *http.ResponseController, r *http.Request) ([]byte, error) {
 	// Not http.MaxBytesReader: it makes the server close the connection at
 	// once, and a client still sending then sees a reset instead of our 413.
 	n := r.ContentLength
@@ -316,9 +308,6 @@ func (e *endpoint) readBody(w http.ResponseWriter, r *http.Request) ([]byte, err
 	}
 	buf := make([]byte, 0, n+1)
 	body, err := readAllInto(buf, io.LimitReader(r.Body, e.maxBytes+1))
-	// Deciding may outlast the body deadline: lift it, or the server's
-	// check for a closed connection would cancel the request at it.
-	_ = rc.SetReadDeadline(time.Time{})
 	if err != nil {
 		return nil, err
 	}
@@ -326,6 +315,9 @@ func (e *endpoint) readBody(w http.ResponseWriter, r *http.Request) ([]byte, err
 		return nil, &httpError{code: http.StatusRequestEntityTooLarge, outcome: OutcomeTooLarge,
 			msg: fmt.Sprintf("request body is over the limit of %d bytes (--max-request-bytes)", e.maxBytes)}
 	}
+	// Deciding may outlast the body deadline: lift it, or the server's
+	// check for a closed connection would cancel the request at it.
+	_ = rc.SetReadDeadline(time.Time{})
 	return body, nil
 }
 
@@ -358,7 +350,7 @@ func reviewTimeout(r *http.Request) time.Duration {
 }
 
 // decide decodes, admits and encodes one review. A panic here is a 500.
-func (e *endpoint) decide(ctx context.Context, body []byte, remote string) (res result) {
+func (e *endpoint) decide(ctx context.Context, body []byte, remote string, gone func() error) (res result) {
 	defer func() {
 		if p := recover(); p != nil {
 			e.log.Error(fmt.Errorf("panic: %v", p), "recovered from panic while handling an admission request", "uid", res.verdict.uid, "kind", res.verdict.kind)
@@ -372,6 +364,9 @@ func (e *endpoint) decide(ctx context.Context, body []byte, remote string) (res 
 		res.verdict.outcome = OutcomeBadRequest
 		e.log.Info("bad request", "reason", err.Error(), "remote", remote)
 		return result{verdict: res.verdict, err: err}
+	}
+	if gone() != nil {
+		return res
 	}
 	req := review.Request
 	res.verdict = verdict{uid: req.UID, kind: req.Kind.Kind, operation: req.Operation, mode: labelUnknown}

@@ -148,6 +148,46 @@ func TestNamespaceLabelsFromARealAPIServer(t *testing.T) {
 		}
 		expect(t, "plain", "enforce")
 	})
+	t.Run("the installed Linkerd's facts follow linkerd-config without restart", func(t *testing.T) {
+		factsState := func() string {
+			mfs, err := registry.Gather()
+			if err != nil {
+				return err.Error()
+			}
+			for _, mf := range mfs {
+				if mf.GetName() != "linkerd_inject_policy_linkerd_facts" {
+					continue
+				}
+				for _, m := range mf.GetMetric() {
+					if m.GetGauge().GetValue() == 1 {
+						return m.GetLabel()[0].GetValue()
+					}
+				}
+			}
+			return "none"
+		}
+		expectFacts := func(want string) {
+			t.Helper()
+			webhook.Eventually(t, "Linkerd facts "+want, func() (bool, string) {
+				got := factsState()
+				return got == want, got
+			})
+		}
+		expectFacts("unknown") // no Linkerd namespace yet
+		if err := c.CreateNamespace(ctx, "linkerd", nil); err != nil {
+			t.Fatal(err)
+		}
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "linkerd-config", Namespace: "linkerd"},
+			Data: map[string]string{"values": "linkerdVersion: edge-26.8.3\nproxy:\n  nativeSidecar: true\n"}}
+		if _, err := client.CoreV1().ConfigMaps("linkerd").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		expectFacts("known")
+		if err := client.CoreV1().ConfigMaps("linkerd").Delete(ctx, "linkerd-config", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		expectFacts("unknown")
+	})
 	t.Run("a namespace created just before its first job is already known", func(t *testing.T) {
 		if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 			Name: "brand-new", Labels: map[string]string{policy.LabelMode: "enforce"},

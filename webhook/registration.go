@@ -1,8 +1,12 @@
 package webhook
 
 import (
+	"slices"
+
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/policy"
 )
 
 // ConfigurationName is the name of our MutatingWebhookConfiguration. The
@@ -33,29 +37,33 @@ type RegistrationOptions struct {
 	ExcludedNamespaces []string
 }
 
-// Rules lists every kind the server handles, on CREATE and UPDATE. The Helm
-// chart's MutatingWebhookConfiguration must render the same rules (tested).
+// Rules lists every kind the server handles, on CREATE and UPDATE, from
+// the policy's table of supported kinds (policy.Kinds): one rule per API
+// group and versions, its resources in the table's order. The Helm chart's
+// MutatingWebhookConfiguration must render the same rules (tested).
 func Rules() []admissionregistrationv1.RuleWithOperations {
 	ops := []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}
 	scope := admissionregistrationv1.NamespacedScope
-	rule := func(group string, versions []string, resources ...string) admissionregistrationv1.RuleWithOperations {
-		return admissionregistrationv1.RuleWithOperations{
+	var rules []admissionregistrationv1.RuleWithOperations
+	for _, k := range policy.Kinds() {
+		if n := len(rules); n > 0 {
+			last := &rules[n-1].Rule
+			if last.APIGroups[0] == k.Group && slices.Equal(last.APIVersions, k.Versions) {
+				last.Resources = append(last.Resources, k.Resource)
+				continue
+			}
+		}
+		rules = append(rules, admissionregistrationv1.RuleWithOperations{
 			Operations: ops,
 			Rule: admissionregistrationv1.Rule{
-				APIGroups:   []string{group},
-				APIVersions: versions,
-				Resources:   resources,
+				APIGroups:   []string{k.Group},
+				APIVersions: k.Versions,
+				Resources:   []string{k.Resource},
 				Scope:       &scope,
 			},
-		}
+		})
 	}
-	return []admissionregistrationv1.RuleWithOperations{
-		rule("", []string{"v1"}, "pods", "services"),
-		rule("apps", []string{"v1"}, "deployments", "statefulsets", "daemonsets", "replicasets"),
-		rule("batch", []string{"v1"}, "jobs", "cronjobs"),
-		rule("elasticsearch.k8s.elastic.co", []string{"*"}, "elasticsearches"),
-		rule("kibana.k8s.elastic.co", []string{"*"}, "kibanas"),
-	}
+	return rules
 }
 
 // NamespaceSelector excludes the given namespaces by name and every namespace

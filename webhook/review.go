@@ -3,12 +3,11 @@ package webhook
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"unicode/utf8"
-
-	utiljson "k8s.io/apimachinery/pkg/util/json"
 )
 
 // Versions of AdmissionReview the webhook answers, each in its own version.
@@ -18,30 +17,32 @@ const (
 )
 
 // review is the part of an AdmissionReview the webhook reads. The body is
-// decoded once: the object straight into the generic map the policy works
-// on, with the decoder unstructured.Unstructured uses (case-sensitive keys,
-// integers kept as int64), so the patch is diffed against exactly what the
-// apiserver sent. Fields not listed here (oldObject, userInfo, options) are
-// skipped, not decoded.
+// decoded once (parseReview): the object straight into the generic map the
+// policy works on, as unstructured.Unstructured's decoder makes it
+// (case-sensitive keys, integers kept as int64), so the patch is diffed
+// against exactly what the apiserver sent. The request's oldObject,
+// userInfo and options are checked as JSON, not kept.
 type review struct {
-	APIVersion string         `json:"apiVersion"`
-	Kind       string         `json:"kind"`
-	Request    *reviewRequest `json:"request"`
+	APIVersion string
+	Kind       string
+	Request    *reviewRequest
 }
 
 type reviewRequest struct {
-	UID  string `json:"uid"`
+	UID  string
 	Kind struct {
-		Group   string `json:"group"`
-		Version string `json:"version"`
-		Kind    string `json:"kind"`
-	} `json:"kind"`
-	SubResource string         `json:"subResource"`
-	Name        string         `json:"name"`
-	Namespace   string         `json:"namespace"`
-	Operation   string         `json:"operation"`
-	DryRun      *bool          `json:"dryRun"`
-	Object      map[string]any `json:"object"`
+		Group   string
+		Version string
+		Kind    string
+	}
+	SubResource string
+	Name        string
+	Namespace   string
+	Operation   string
+	DryRun      *bool
+	Object      map[string]any
+	// badObject names the JSON type of an object that is not an object.
+	badObject string
 }
 
 // decodeReview parses and checks an AdmissionReview; the error says what is
@@ -50,8 +51,12 @@ func decodeReview(body []byte) (*review, error) {
 	if len(body) == 0 {
 		return nil, badRequest("empty request body: expected an AdmissionReview (admission.k8s.io/v1) JSON object")
 	}
-	var r review
-	if err := utiljson.Unmarshal(body, &r); err != nil {
+	r, err := parseReview(body)
+	if err != nil {
+		var ne *numberError
+		if errors.As(err, &ne) {
+			return nil, badRequest("request.object is not a valid Kubernetes object: %v", err)
+		}
 		return nil, badRequest("request body is not an AdmissionReview JSON object: %v", err)
 	}
 	if r.Kind != "AdmissionReview" || (r.APIVersion != admissionV1 && r.APIVersion != admissionV1beta1) {
@@ -66,10 +71,172 @@ func decodeReview(body []byte) (*review, error) {
 	case req.Kind.Kind == "":
 		return nil, badRequest("AdmissionReview request %s has no kind", req.UID)
 	}
-	if (req.Operation == opCreate || req.Operation == opUpdate) && req.Object == nil {
+	if (req.Operation == opCreate || req.Operation == opUpdate) && req.Object == nil && req.badObject == "" {
 		return nil, badRequest("AdmissionReview request %s (%s %s) has no object", req.UID, req.Operation, req.Kind.Kind)
 	}
-	return &r, nil
+	return r, nil
+}
+
+// requestSkipped are the request's fields the webhook never reads: checked
+// as JSON, not kept.
+var requestSkipped = map[string]bool{"oldObject": true, "userInfo": true, "options": true}
+
+// parseReview reads the review with jsonDecoder in one pass, the object
+// straight into the generic map. Fields have the types encoding/json would
+// demand of the review struct (null is the empty value).
+func parseReview(body []byte) (*review, error) {
+	d := &jsonDecoder{data: body}
+	d.skipSpace()
+	if d.pos >= len(body) || body[d.pos] != '{' {
+		v, err := decodeJSONValue(body)
+		if err != nil {
+			return nil, err
+		}
+		if v == nil {
+			return &review{}, nil // null: as encoding/json, an empty review
+		}
+		return nil, fmt.Errorf("a JSON %s, not an object", jsonTypeName(v))
+	}
+	top := map[string]any{}
+	// The top level and the request are walked by hand so that the
+	// skipped fields are never built.
+	d.depth++
+	d.pos++
+	err := d.members(func(key string) error {
+		if key != "request" {
+			v, err := d.value()
+			top[key] = v
+			return err
+		}
+		d.skipSpace()
+		if d.pos < len(body) && body[d.pos] == '{' {
+			v, err := d.object(requestSkipped)
+			top[key] = v
+			return err
+		}
+		v, err := d.value()
+		top[key] = v
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.skipSpace()
+	if d.pos != len(body) {
+		return nil, d.syntaxError("after top-level value")
+	}
+	r := &review{}
+	var f fields
+	r.APIVersion = f.str(top, "apiVersion")
+	r.Kind = f.str(top, "kind")
+	if reqMap, ok := f.obj(top, "request"); ok {
+		req := &reviewRequest{}
+		req.UID = f.str(reqMap, "uid")
+		if k, ok := f.obj(reqMap, "kind"); ok {
+			req.Kind.Group, req.Kind.Version, req.Kind.Kind = f.str(k, "group"), f.str(k, "version"), f.str(k, "kind")
+		}
+		req.SubResource = f.str(reqMap, "subResource")
+		req.Name = f.str(reqMap, "name")
+		req.Namespace = f.str(reqMap, "namespace")
+		req.Operation = f.str(reqMap, "operation")
+		if v, ok := reqMap["dryRun"]; ok && v != nil {
+			b, isBool := v.(bool)
+			if !isBool {
+				f.wrong("dryRun", "a boolean", v)
+			}
+			req.DryRun = &b
+		}
+		// An object that is not a JSON object is the object's fault, not the
+		// review's: it is reported for the kind once the kind is known.
+		switch o := reqMap["object"].(type) {
+		case map[string]any:
+			req.Object = o
+		case nil:
+		default:
+			req.badObject = jsonTypeName(o)
+		}
+		r.Request = req
+	}
+	if f.err != nil {
+		return nil, f.err
+	}
+	return r, nil
+}
+
+// members parses the members of an object whose '{' is consumed, calling
+// member with d at each value.
+func (d *jsonDecoder) members(member func(key string) error) error {
+	d.skipSpace()
+	if d.pos < len(d.data) && d.data[d.pos] == '}' {
+		d.pos++
+		d.depth--
+		return nil
+	}
+	for {
+		d.skipSpace()
+		if d.pos >= len(d.data) || d.data[d.pos] != '"' {
+			return d.syntaxError("looking for beginning of object key string")
+		}
+		key, err := d.str()
+		if err != nil {
+			return err
+		}
+		d.skipSpace()
+		if d.pos >= len(d.data) || d.data[d.pos] != ':' {
+			return d.syntaxError("after object key")
+		}
+		d.pos++
+		if err := member(key); err != nil {
+			return err
+		}
+		d.skipSpace()
+		if d.pos >= len(d.data) {
+			return d.syntaxError("")
+		}
+		switch d.data[d.pos] {
+		case ',':
+			d.pos++
+		case '}':
+			d.pos++
+			d.depth--
+			return nil
+		default:
+			return d.syntaxError("after object key:value pair")
+		}
+	}
+}
+
+// fields reads typed fields of decoded objects, keeping the first type error.
+type fields struct{ err error }
+
+func (f *fields) wrong(key, want string, got any) {
+	if f.err == nil {
+		f.err = fmt.Errorf("field %s: expected %s, got %T", key, want, got)
+	}
+}
+
+func (f *fields) str(m map[string]any, key string) string {
+	v, ok := m[key]
+	if !ok || v == nil {
+		return ""
+	}
+	s, ok := v.(string)
+	if !ok {
+		f.wrong(key, "a string", v)
+	}
+	return s
+}
+
+func (f *fields) obj(m map[string]any, key string) (map[string]any, bool) {
+	v, ok := m[key]
+	if !ok || v == nil {
+		return nil, false
+	}
+	o, ok := v.(map[string]any)
+	if !ok {
+		f.wrong(key, "an object", v)
+	}
+	return o, ok
 }
 
 // Operations the webhook acts on.
@@ -224,4 +391,21 @@ func appendValue(b []byte, v any) ([]byte, error) {
 		return b, fmt.Errorf("encode patch value %T: %w", v, err)
 	}
 	return append(b, j...), nil
+}
+
+// jsonTypeName names the JSON type of a decoded value, for messages.
+func jsonTypeName(v any) string {
+	switch v.(type) {
+	case map[string]any:
+		return "object"
+	case []any:
+		return "list"
+	case string:
+		return "string"
+	case bool:
+		return "boolean"
+	case nil:
+		return "null"
+	}
+	return "number"
 }

@@ -49,6 +49,7 @@ without a reachable cluster it needs --kube-version. See docs/bootstrap.md.`,
 	addClusterFlags(cmd, &o)
 	fl.StringVar(&o.Identity, "identity", bootstrap.IdentityGenerated, "identity issuer: cert-manager (a Certificate signed by --issuer-ref) or generated (trust anchor and issuer made here)")
 	fl.StringVar(&o.IssuerRef, "issuer-ref", bootstrap.DefaultIssuerRef, "cert-manager issuer of the identity issuer, Kind/name (ClusterIssuer or Issuer in linkerd); if left at the default and missing, bootstrap makes a trust anchor through cert-manager")
+	fl.BoolVar(&o.DropOldTrustRoots, "drop-old-trust-roots", false, "with --identity cert-manager: remove from the trust bundle the roots neither the issuer nor its CA uses, once no meshed pod holds another bundle (see docs/trust-rotation.md); without it a run only adds roots")
 	fl.StringVar(&o.RepoURL, "repo", bootstrap.DefaultRepoURL, "Helm repository of the Linkerd charts")
 	fl.StringVar(&o.Version, "version", "", "version of the Linkerd charts (default: the newest in --repo or --chart-dir)")
 	fl.StringVar(&o.ChartDir, "chart-dir", "", "directory with the charts linkerd-crds, linkerd-control-plane, linkerd-viz (unpacked, or NAME-VERSION.tgz as helm pull saves them) instead of --repo, for air-gapped clusters")
