@@ -47,6 +47,9 @@ type Options struct {
 	Check func(status int, body []byte) error
 	// Timeout of one request; 0 means 10s.
 	Timeout time.Duration
+	// Measuring, if set, is called once after the warm-up, just before the
+	// measured phase starts (e.g. to read the server's CPU time).
+	Measuring func()
 }
 
 // Result is what a run measured.
@@ -170,6 +173,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		wg     sync.WaitGroup
 		perLat = make([][]time.Duration, o.Concurrency)
 	)
+	if o.Measuring != nil {
+		o.Measuring()
+	}
 	start := time.Now()
 	for wi := range o.Concurrency {
 		wg.Go(func() {

@@ -168,3 +168,21 @@ func TestPercentileIsNearestRank(t *testing.T) {
 		t.Error("percentile of nothing must be 0")
 	}
 }
+
+func TestMeasuringIsCalledOnceBetweenWarmupAndTheMeasuredRequests(t *testing.T) {
+	var served atomic.Int64
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { served.Add(1) }))
+	defer srv.Close()
+	var calls, servedAtCall int64
+	res, err := Run(context.Background(), Options{
+		URL: srv.URL, Bodies: [][]byte{[]byte("a")}, Concurrency: 4, Requests: 40, Warmup: 3, TLS: clientTLS(srv),
+		Measuring: func() { calls++; servedAtCall = served.Load() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 || servedAtCall != 12 || res.Requests != 40 || served.Load() != 52 {
+		t.Fatalf("Measuring called %d times after %d requests; %d measured, %d served; want once after the 12 warm-up requests, 40 measured, 52 served",
+			calls, servedAtCall, res.Requests, served.Load())
+	}
+}

@@ -162,3 +162,41 @@ func (p *Process) WaitReady(ctx context.Context, url string, interval time.Durat
 		}
 	}
 }
+
+// clockTicks is the kernel's USER_HZ, the unit of utime and stime in
+// /proc/<pid>/stat: 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// ReadCPU returns the CPU time (user + system, all threads) pid has used so
+// far, from /proc/<pid>/stat, in steps of 10 ms.
+func ReadCPU(pid int) (time.Duration, error) {
+	path := fmt.Sprintf("/proc/%d/stat", pid)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	return parseStat(b, path)
+}
+
+func parseStat(b []byte, path string) (time.Duration, error) {
+	// The command name (field 2) is in parentheses and may hold spaces
+	// and parentheses itself: the fields that follow start after the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("%s: no command name in %q", path, b)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("%s: %d fields after the command name, want at least 13", path, len(f))
+	}
+	var ticks uint64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: utime/stime %q: %w", path, s, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}

@@ -91,3 +91,49 @@ func TestWaitReadyAndKill(t *testing.T) {
 		t.Errorf("WaitReady on a dead process: %v, want an 'exited' error", err)
 	}
 }
+
+func TestParseStat(t *testing.T) {
+	tests := []struct {
+		name    string
+		stat    string
+		want    time.Duration
+		wantErr string
+	}{
+		{"utime and stime are added, in ticks of 10 ms", "42 (noop) S 1 42 42 0 -1 4194560 500 0 0 0 150 25 0 0 20 0 9 0 100 0 0", 1750 * time.Millisecond, ""},
+		{"a command name with spaces and parentheses is skipped whole", "42 (a b) c)) S 1 42 42 0 -1 4194560 500 0 0 0 3 4 0 0 20 0 9 0 100 0 0", 70 * time.Millisecond, ""},
+		{"a line cut short is an error", "42 (x) S 1 2 3", 0, "fields after"},
+		{"a non-numeric utime is an error", "42 (x) S 1 42 42 0 -1 4194560 500 0 0 0 u 25 0", 0, "utime/stime"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseStat([]byte(tt.stat), "stat")
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("got %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestReadCPUOfThisProcessGrowsWithWork(t *testing.T) {
+	before, err := ReadCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := 0
+	for start := time.Now(); time.Since(start) < 300*time.Millisecond; {
+		x++
+	}
+	after, err := ReadCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after <= before {
+		t.Fatalf("CPU time went from %v to %v over 300 ms of busy loop (%d turns)", before, after, x)
+	}
+}

@@ -74,7 +74,7 @@ func kyvernoDocs(install []byte) (string, error) {
 // (--kubeconfig, --serverIP) against the benchmark's apiserver, with its
 // CRDs, its ConfigMaps and the equivalent ClusterPolicy.
 func kyvernoAdmission(dir, kyvernoDir string, c *cluster.Cluster, cs kubernetes.Interface) admission {
-	return admission{Name: "Kyverno v1.19.1", selfReady: true, setUp: func(ctx context.Context) (func(), error) {
+	return admission{Name: "Kyverno v1.19.1", selfReady: true, setUp: func(ctx context.Context) (func(), int, error) {
 		kubectl := func(stdin []byte, args ...string) error {
 			var in io.Reader
 			if stdin != nil {
@@ -87,32 +87,32 @@ func kyvernoAdmission(dir, kyvernoDir string, c *cluster.Cluster, cs kubernetes.
 			return nil
 		}
 		if err := kubectl(nil, "apply", "--server-side", "-R", "-f", filepath.Join(kyvernoDir, "crds")); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if err := kubectl(nil, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if err := makeNamespace(ctx, cs, "kyverno"); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		install, err := os.ReadFile(filepath.Join(kyvernoDir, "install.yaml"))
 		if err != nil {
-			return nil, fmt.Errorf("kyverno install manifest: %w", err)
+			return nil, 0, fmt.Errorf("kyverno install manifest: %w", err)
 		}
 		cms, err := kyvernoDocs(install)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if err := kubectl([]byte(cms), "apply", "-n", "kyverno", "-f", "-"); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		port, err := cluster.FreePort()
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		logf, err := os.Create(filepath.Join(dir, "kyverno.log"))
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		args := []string{
 			"--kubeconfig=" + c.KubeconfigPath,
@@ -143,7 +143,7 @@ func kyvernoAdmission(dir, kyvernoDir string, c *cluster.Cluster, cs kubernetes.
 		p, err := proc.StartEnv(filepath.Join(kyvernoDir, "kyverno"), args, env, logf)
 		if err != nil {
 			logf.Close()
-			return nil, err
+			return nil, 0, err
 		}
 		stop := func() {
 			_ = p.Stop(20 * time.Second)
@@ -151,7 +151,7 @@ func kyvernoAdmission(dir, kyvernoDir string, c *cluster.Cluster, cs kubernetes.
 		}
 		if err := kubectl([]byte(kyvernoPolicy), "apply", "-f", "-"); err != nil {
 			stop()
-			return nil, err
+			return nil, 0, err
 		}
 		// Ready when a dry-run Pod comes back mutated by Kyverno.
 		wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
@@ -169,12 +169,12 @@ func kyvernoAdmission(dir, kyvernoDir string, c *cluster.Cluster, cs kubernetes.
 		if err != nil {
 			stop()
 			b, _ := os.ReadFile(logf.Name())
-			return nil, fmt.Errorf("%w\nkyverno log:\n%s", err, tail(string(b), 3000))
+			return nil, 0, fmt.Errorf("%w\nkyverno log:\n%s", err, tail(string(b), 3000))
 		}
 		return func() {
 			_ = kubectl(nil, "delete", "clusterpolicy", "--all", "--wait=false")
 			stop()
 			_ = kubectl(nil, "delete", "mutatingwebhookconfigurations,validatingwebhookconfigurations", "-l", "webhook.kyverno.io/managed-by=kyverno", "--wait=false")
-		}, nil
+		}, p.Pid(), nil
 	}}
 }

@@ -4,24 +4,39 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/bench"
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/bench/load"
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/bench/proc"
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/e2e/cluster"
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/webhook"
 )
 
-// serverKind is one of the two servers compared under load.
+// Roles of the servers compared: the report finds each by its role.
+const (
+	roleOurs        = "ours"
+	roleNoop        = "noop"
+	rolePatching    = "patching-noop"
+	roleOursQuiet   = "ours-error"
+	roleOursLimited = "ours-gomemlimit"
+)
+
+// serverKind is one of the servers compared under load.
 type serverKind struct {
-	Name   string // "linkerd-inject-policy serve" or "no-op webhook"
+	Name   string // e.g. "linkerd-inject-policy serve" or "no-op webhook"
+	Role   string
 	Binary string
+	// Env is added to the server's environment (e.g. GOMEMLIMIT).
+	Env []string
 	// args builds the command line for the ports and cert dir.
 	args func(certDir string, port, health int, kubeconfig string) []string
 }
@@ -29,11 +44,12 @@ type serverKind struct {
 // ourServer runs serve at logLevel: "info" is the production default (one
 // decision line per request), "error" shows what that line costs.
 func ourServer(binary, logLevel string) serverKind {
-	name := "linkerd-inject-policy serve"
+	name, role := "linkerd-inject-policy serve", roleOurs
 	if logLevel != "info" {
 		name += " --log-level=" + logLevel
+		role = roleOursQuiet
 	}
-	return serverKind{Name: name, Binary: binary, args: func(certDir string, port, health int, kubeconfig string) []string {
+	return serverKind{Name: name, Role: role, Binary: binary, args: func(certDir string, port, health int, kubeconfig string) []string {
 		a := []string{"serve", "--cert-dir=" + certDir, "--host=127.0.0.1", "--port=" + strconv.Itoa(port),
 			"--health-probe-bind-address=127.0.0.1:" + strconv.Itoa(health), "--metrics-bind-address=0",
 			"--log-level=" + logLevel}
@@ -44,11 +60,47 @@ func ourServer(binary, logLevel string) serverKind {
 	}}
 }
 
-func noopServer(binary string) serverKind {
-	return serverKind{Name: "no-op webhook", Binary: binary, args: func(certDir string, port, health int, _ string) []string {
-		return []string{"--cert-dir=" + certDir, "--host=127.0.0.1", "--port=" + strconv.Itoa(port),
+// noopServer is the no-op webhook; with a patchFile it is the patching
+// no-op, answering every review with that precomputed patch.
+func noopServer(binary, patchFile string) serverKind {
+	name, role := "no-op webhook", roleNoop
+	if patchFile != "" {
+		name, role = "patching no-op webhook", rolePatching
+	}
+	return serverKind{Name: name, Role: role, Binary: binary, args: func(certDir string, port, health int, _ string) []string {
+		a := []string{"--cert-dir=" + certDir, "--host=127.0.0.1", "--port=" + strconv.Itoa(port),
 			"--health-probe-bind-address=127.0.0.1:" + strconv.Itoa(health)}
+		if patchFile != "" {
+			a = append(a, "--patch-file="+patchFile)
+		}
+		return a
 	}}
+}
+
+// Answers are matched whatever the encoder's spacing.
+var (
+	allowedRE = regexp.MustCompile(`"allowed"\s*:\s*true`)
+	patchRE   = regexp.MustCompile(`"patch"\s*:\s*"`)
+)
+
+// allowed reports whether an AdmissionReview answer allows; patched
+// whether it carries a patch.
+func allowed(b []byte) bool { return allowedRE.Match(b) }
+func patched(b []byte) bool { return patchRE.Match(b) }
+
+// writePatch computes, with our handler in process, the patch our webhook
+// answers review with, and writes it where the patching no-op reads it.
+func writePatch(dir, name string, review []byte) (string, error) {
+	h, err := webhook.NewHandler(webhook.HandlerOptions{})
+	if err != nil {
+		return "", err
+	}
+	patch, err := bench.PatchOf(h, review)
+	if err != nil {
+		return "", fmt.Errorf("the patch for the patching no-op: %w", err)
+	}
+	path := filepath.Join(dir, name)
+	return path, os.WriteFile(path, patch, 0o644)
 }
 
 // running is a started server.
@@ -74,7 +126,7 @@ func (k serverKind) start(ctx context.Context, dir, certDir, kubeconfig string) 
 	if err != nil {
 		return nil, err
 	}
-	p, err := proc.Start(k.Binary, k.args(certDir, port, health, kubeconfig), logf)
+	p, err := proc.StartEnv(k.Binary, k.args(certDir, port, health, kubeconfig), k.Env, logf)
 	if err != nil {
 		logf.Close()
 		return nil, err
@@ -118,11 +170,25 @@ func startupTimes(ctx context.Context, k serverKind, dir, certDir string, n int)
 type loadRun struct {
 	Server string
 	load.Result
+	// CPU is the server process's CPU time (user + system) over the
+	// measured requests, from /proc/<pid>/stat.
+	CPU time.Duration
+}
+
+// CPUPerRequest is the server's CPU time divided by the measured requests.
+func (r loadRun) CPUPerRequest() time.Duration {
+	if r.Requests == 0 {
+		return 0
+	}
+	return r.CPU / time.Duration(r.Requests)
 }
 
 // serverResult is all that was measured of one server.
 type serverResult struct {
 	Name      string
+	Role      string
+	Binary    string
+	Size      int64 // bytes of the binary
 	Startup   []time.Duration
 	IdleRSS   proc.Memory
 	AfterLoad proc.Memory
@@ -150,7 +216,7 @@ func certs(dir string) (string, *tls.Config, error) {
 // servers. Both run at once and the load alternates between them level by
 // level, so a change in the machine's background load hits both alike and
 // the ratios stay fair.
-func measureServers(ctx context.Context, kinds []serverKind, dir string, levels []int, requests int, progress io.Writer) ([]serverResult, error) {
+func measureServers(ctx context.Context, kinds []serverKind, body []byte, dir string, levels []int, requests int, progress io.Writer) ([]serverResult, error) {
 	results := make([]serverResult, len(kinds))
 	servers := make([]*running, len(kinds))
 	tlsConfigs := make([]*tls.Config, len(kinds))
@@ -162,7 +228,10 @@ func measureServers(ctx context.Context, kinds []serverKind, dir string, levels 
 		}
 	}()
 	for i, k := range kinds {
-		results[i].Name = k.Name
+		results[i].Name, results[i].Role, results[i].Binary = k.Name, k.Role, k.Binary
+		if st, err := os.Stat(k.Binary); err == nil {
+			results[i].Size = st.Size()
+		}
 		certDir, tlsConfig, err := certs(dir)
 		if err != nil {
 			return nil, err
@@ -184,8 +253,6 @@ func measureServers(ctx context.Context, kinds []serverKind, dir string, levels 
 			return nil, err
 		}
 	}
-	objects := bench.Objects()
-	body := bench.Review(objects[1], "0f7a4a4e-0000-4000-8000-000000000001") // the Deployment
 	for _, c := range levels {
 		n := requests
 		if c == 1 {
@@ -194,11 +261,15 @@ func measureServers(ctx context.Context, kinds []serverKind, dir string, levels 
 		}
 		for i, r := range servers {
 			fmt.Fprintf(progress, "benchrun: %s: %d requests at concurrency %d\n", kinds[i].Name, n, c)
+			wantPatch := kinds[i].Role != roleNoop
+			var cpu0 time.Duration
+			var cpuErr error
 			lr, err := load.Run(ctx, load.Options{
 				URL: r.url, Bodies: [][]byte{body}, Concurrency: c, Requests: n, Warmup: 5, TLS: tlsConfigs[i],
 				MaxDuration: 2 * time.Minute,
+				Measuring:   func() { cpu0, cpuErr = proc.ReadCPU(r.p.Pid()) },
 				Check: func(status int, b []byte) error {
-					if status != 200 || !strings.Contains(string(b), `"allowed":true`) {
+					if status != 200 || !allowed(b) || wantPatch && !patched(b) {
 						return fmt.Errorf("HTTP %d: %.200s", status, b)
 					}
 					return nil
@@ -207,7 +278,11 @@ func measureServers(ctx context.Context, kinds []serverKind, dir string, levels 
 			if err != nil {
 				return nil, err
 			}
-			results[i].Runs = append(results[i].Runs, loadRun{Server: kinds[i].Name, Result: lr})
+			cpu1, err := proc.ReadCPU(r.p.Pid())
+			if err = errors.Join(cpuErr, err); err != nil {
+				return nil, err
+			}
+			results[i].Runs = append(results[i].Runs, loadRun{Server: kinds[i].Name, Result: lr, CPU: cpu1 - cpu0})
 		}
 	}
 	for i, r := range servers {
