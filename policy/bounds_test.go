@@ -22,11 +22,22 @@ func bigElasticsearch(n int) *unstructured.Unstructured {
 	}}
 }
 
-func TestAnElasticsearchWithFortyThousandNodeSetsEvaluates(t *testing.T) {
-	n := 40000
-	if testing.Short() {
-		n = 4000
+func TestAnElasticsearchWithFortyThousandNodeSetsIsLeftAsItIs(t *testing.T) {
+	in := bigElasticsearch(40000)
+	d, err := Evaluate(in, Context{Namespace: "logs"}, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
+	if d.Changed() || d.Object != in {
+		t.Fatalf("%d changes: an object with more than %d pod templates must be left as it is", len(d.Changes), maxTemplates)
+	}
+	if len(d.Skipped) != 1 || d.Skipped[0].Reason != ReasonTooManyTemplates || d.Skipped[0].Path != "spec.nodeSets" {
+		t.Fatalf("skips %+v, want one too_many_templates on spec.nodeSets", d.Skipped)
+	}
+}
+
+func TestAnElasticsearchWithTheMostNodeSetsThePolicyReadsEvaluates(t *testing.T) {
+	n := maxTemplates
 	in := bigElasticsearch(n)
 	d, err := Evaluate(in, Context{Namespace: "logs"}, nil)
 	if err != nil {

@@ -18,6 +18,9 @@ const (
 	// ReasonUnparsableValue: a list annotation the rule must merge into
 	// cannot be parsed; it is left as it is.
 	ReasonUnparsableValue = "unparsable_value"
+	// ReasonTooManyTemplates: an object with more pod templates than
+	// maxTemplates (a list such as ECK's spec.nodeSets) is left unchanged.
+	ReasonTooManyTemplates = "too_many_templates"
 )
 
 // Change actions.
@@ -152,6 +155,14 @@ func (e *eval) findTargets() {
 		return
 	case e.kind.list != nil:
 		items, _ := get(e.orig, e.kind.list...).([]any)
+		if len(items) > maxTemplates {
+			// Real objects have a handful (ECK: one per node set). Patching
+			// each of tens of thousands makes a patch of megabytes that the
+			// webhook would hold in memory for nothing anyone runs.
+			e.skips = append(e.skips, Skip{Reason: ReasonTooManyTemplates, Path: displayPath(e.kind.list),
+				Message: fmt.Sprintf("%s has %d items, more than the %d pod templates the policy evaluates in one object; the object is left as it is", displayPath(e.kind.list), len(items), maxTemplates)})
+			return
+		}
 		for i, s := range items {
 			if _, ok := s.(map[string]any); !ok {
 				continue
@@ -171,6 +182,10 @@ func (e *eval) findTargets() {
 		e.targets = e.tgtBuf[:]
 	}
 }
+
+// maxTemplates bounds the pod templates of one object that the rules
+// evaluate and patch.
+const maxTemplates = 1000
 
 // controlledByOwner reports whether a controller ownerReference is set.
 func controlledByOwner(obj map[string]any) bool {

@@ -319,7 +319,10 @@ func checkObject(obj map[string]any, cfg *policy.Config, env policy.Environment)
 		}
 	}
 	for _, s := range dec.Skipped {
-		r := s.Reason + " (" + s.Rule + ")"
+		r := s.Reason
+		if s.Rule != "" {
+			r += " (" + s.Rule + ")"
+		}
 		if !slicesContains(reasons, r) {
 			reasons = append(reasons, r)
 		}
