@@ -3,9 +3,14 @@ package serve
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -123,6 +128,72 @@ func TestServeWritesReportsPeriodically(t *testing.T) {
 	if bad := counterValue(t, runs, "error"); bad != 0 {
 		t.Errorf("%v runs counted as errors", bad)
 	}
+	stopLoop()
+	wait()
+
+	t.Run("the serve binary with --report-interval writes the Report again", func(t *testing.T) {
+		bin, err := cluster.FindWebhookBinary(ctx, t.TempDir(), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		svcNow, err := cs.CoreV1().Services("reports").Get(ctx, "mysql", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svcNow.Annotations = nil
+		if _, err := cs.CoreV1().Services("reports").Update(ctx, svcNow, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		certDir, _ := servingCertDir(t)
+		metrics := "127.0.0.1:" + strconv.Itoa(freeLoopbackPort(t))
+		logFile, err := os.Create(filepath.Join(t.TempDir(), "serve.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer logFile.Close()
+		cmd := exec.CommandContext(ctx, bin, "serve", "--cert-dir", certDir, "--kubeconfig", c.KubeconfigPath,
+			"--host", "127.0.0.1", "--port", strconv.Itoa(freeLoopbackPort(t)),
+			"--health-probe-bind-address", "127.0.0.1:"+strconv.Itoa(freeLoopbackPort(t)),
+			"--metrics-bind-address", metrics, "--report-interval", "1s")
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			if err := cmd.Wait(); err != nil {
+				t.Errorf("serve did not stop cleanly on SIGTERM: %v", err)
+			}
+			if t.Failed() {
+				out, _ := os.ReadFile(logFile.Name())
+				t.Logf("serve's log:\n%s", out)
+			}
+		}()
+		if err := cluster.Poll(ctx, "a Report written by serve", func(ctx context.Context) (bool, error) {
+			_, err := reports.Get(ctx, doctor.ReportName, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return false, nil
+			}
+			return err == nil, err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := cluster.Poll(ctx, "serve's report runs counted", func(ctx context.Context) (bool, error) {
+			resp, err := http.Get("http://" + metrics + "/metrics")
+			if err != nil {
+				return false, nil
+			}
+			text, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			return strings.Contains(string(text), `linkerd_inject_policy_report_runs_total{outcome="ok"}`), nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		out, _ := os.ReadFile(logFile.Name())
+		if !strings.Contains(string(out), `"msg":"doctor reports written"`) || !strings.Contains(string(out), `"findings":1`) {
+			t.Errorf("serve's log has no run line with the finding:\n%s", out)
+		}
+	})
 }
 
 // installOpenReportsCRDs applies the CRDs shipped in the reports-api module
