@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 
@@ -545,5 +546,77 @@ func TestChartReadsLinkerdConfigInLinkerdsNamespace(t *testing.T) {
 				t.Errorf("serve args %v lack --linkerd-namespace=%s", args, want)
 			}
 		})
+	}
+}
+
+func TestChartReportsAddTheIntervalAndTheirClusterRole(t *testing.T) {
+	base := render(t, nil, CertManagerAPIVersions...)
+	on := render(t, map[string]any{"reports": map[string]any{"enabled": true, "interval": "15m"}}, CertManagerAPIVersions...)
+
+	var added []string
+	for _, o := range on {
+		if find(base, o.GetKind(), o.GetName()) == nil {
+			added = append(added, o.GetKind()+"/"+o.GetName())
+		}
+	}
+	want := []string{"ClusterRole/linkerd-inject-policy-reports", "ClusterRoleBinding/linkerd-inject-policy-reports"}
+	if !reflect.DeepEqual(added, want) || len(on) != len(base)+2 {
+		t.Errorf("reports.enabled added %v (of %d objects, %d without), want exactly %v", added, len(on), len(base), want)
+	}
+
+	var perms []string
+	for _, r := range convert[rbacv1.ClusterRole](t, mustFind(t, on, "ClusterRole", "linkerd-inject-policy-reports")).Rules {
+		if len(r.ResourceNames) != 0 {
+			t.Errorf("rule %v is limited by name", r)
+		}
+		for _, g := range r.APIGroups {
+			for _, res := range r.Resources {
+				for _, v := range r.Verbs {
+					perms = append(perms, v+" "+g+"/"+res)
+				}
+			}
+		}
+	}
+	wantPerms := []string{}
+	for _, gr := range []string{"/namespaces", "/pods", "/services", "/configmaps", "apps/deployments", "apps/statefulsets", "apps/daemonsets", "apps/replicasets", "batch/jobs", "batch/cronjobs"} {
+		wantPerms = append(wantPerms, "get "+gr, "list "+gr)
+	}
+	for _, gr := range []string{"openreports.io/reports", "openreports.io/clusterreports"} {
+		for _, v := range []string{"get", "list", "create", "patch", "delete"} {
+			wantPerms = append(wantPerms, v+" "+gr)
+		}
+	}
+	sort.Strings(perms)
+	sort.Strings(wantPerms)
+	if !reflect.DeepEqual(perms, wantPerms) {
+		t.Errorf("reports ClusterRole\n got %v\nwant %v", perms, wantPerms)
+	}
+	binding := convert[rbacv1.ClusterRoleBinding](t, mustFind(t, on, "ClusterRoleBinding", "linkerd-inject-policy-reports"))
+	if binding.RoleRef.Name != "linkerd-inject-policy-reports" || len(binding.Subjects) != 1 || binding.Subjects[0].Namespace != releaseNS {
+		t.Errorf("binding %+v", binding)
+	}
+
+	argsOf := func(objs []*unstructured.Unstructured) []string {
+		d := convert[appsv1.Deployment](t, mustFind(t, objs, "Deployment", ""))
+		return d.Spec.Template.Spec.Containers[0].Args
+	}
+	baseArgs, onArgs := argsOf(base), argsOf(on)
+	var extra []string
+	for _, a := range onArgs {
+		if !slices.Contains(baseArgs, a) {
+			extra = append(extra, a)
+		}
+	}
+	if !reflect.DeepEqual(extra, []string{"--report-interval=15m"}) || len(onArgs) != len(baseArgs)+1 {
+		t.Errorf("reports.enabled added the args %v, want exactly --report-interval=15m", extra)
+	}
+	for _, a := range baseArgs {
+		if strings.HasPrefix(a, "--report-interval") {
+			t.Errorf("the default chart passes %s", a)
+		}
+	}
+
+	if _, err := Render(RenderOptions{ChartDir: chartDir, Namespace: releaseNS, Values: map[string]any{"reports": map[string]any{"enabled": true, "interval": "often"}}}); err == nil {
+		t.Error("reports.interval \"often\" was accepted")
 	}
 }

@@ -48,6 +48,7 @@ type serveFlags struct {
 	serviceName       string
 	certSecret        string
 	webhookConfigName string
+	reportInterval    time.Duration
 	version           string
 }
 
@@ -105,6 +106,7 @@ limit (cgroup memory.max), if it has one.`,
 	fl.StringVar(&f.serviceName, "service-name", "linkerd-inject-policy", "self-managed: the webhook Service (DNS names of the certificate)")
 	fl.StringVar(&f.certSecret, "cert-secret", "linkerd-inject-policy-tls", "self-managed: Secret holding ca.crt, tls.crt and tls.key")
 	fl.StringVar(&f.webhookConfigName, "webhook-config-name", webhook.ConfigurationName, "self-managed: MutatingWebhookConfiguration whose caBundle is kept current")
+	fl.DurationVar(&f.reportInterval, "report-interval", 0, "write doctor's findings as OpenReports objects once the webhook is ready and then at this interval, e.g. 10m (0 disables; needs a cluster)")
 	return cmd
 }
 
@@ -132,6 +134,9 @@ func runServe(ctx context.Context, f *serveFlags) error {
 	}
 	if f.bodyReadTimeout <= 0 {
 		return &UsageError{Err: fmt.Errorf("--body-read-timeout %s: must be positive", f.bodyReadTimeout)}
+	}
+	if f.reportInterval < 0 {
+		return &UsageError{Err: fmt.Errorf("--report-interval %s: must not be negative", f.reportInterval)}
 	}
 	setDefaultMemoryLimit(log, "/sys/fs/cgroup")
 
@@ -177,6 +182,15 @@ func runServe(ctx context.Context, f *serveFlags) error {
 		}); err != nil {
 			return fmt.Errorf("self-managed certificates: %w", err)
 		}
+	}
+
+	if f.reportInterval > 0 {
+		var stop func()
+		ctx, stop, err = startReports(ctx, f, restConfig, client, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 
 	return webhook.Run(ctx, webhook.Options{

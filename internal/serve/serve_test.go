@@ -61,6 +61,7 @@ func TestServeRejectsBadFlags(t *testing.T) {
 		{"an unknown log level is refused", []string{"--cert-dir", certDir, "--log-level", "loud"}, "--log-level"},
 		{"an unknown log format is refused", []string{"--cert-dir", certDir, "--log-format", "xml"}, "--log-format"},
 		{"an unknown certificate mode is refused", []string{"--cert-dir", certDir, "--cert-mode", "sideways"}, "--cert-mode"},
+		{"a negative report interval is refused", []string{"--cert-dir", certDir, "--report-interval", "-1m"}, "--report-interval"},
 		{"a zero body limit is refused", []string{"--cert-dir", certDir, "--max-request-bytes", "0"}, "--max-request-bytes"},
 		{"an invalid config file is refused at start", []string{"--cert-dir", certDir, "--config", badConfig}, "--config"},
 		{"a missing config file is refused at start", []string{"--cert-dir", certDir, "--config", filepath.Join(t.TempDir(), "absent.yaml")}, "absent.yaml"},
