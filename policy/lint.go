@@ -188,12 +188,12 @@ func Lint(obj *unstructured.Unstructured, env Environment) []Finding {
 	}
 	switch {
 	case k.template != nil:
-		l.values(obj.Object, appendPath(k.template, "metadata"), k.prefix)
+		l.values(obj.Object, extendPath(k.template, "metadata"), k.prefix)
 	case k.list != nil:
 		items, _ := get(obj.Object, k.list...).([]any)
 		for i := range items {
-			p := appendPath(appendPath(k.list, i), k.item...)
-			l.values(obj.Object, appendPath(p, "metadata"), displayPath(p)+".")
+			p := extendPath(extendPath(k.list, i), k.item...)
+			l.values(obj.Object, extendPath(p, "metadata"), displayPath(p)+".")
 			if l.full() {
 				break
 			}
@@ -228,7 +228,7 @@ func (l *linter) done() []Finding {
 // annotationKeys returns the sorted keys of the annotations at md (a
 // metadata path) that the lint examines; nil when the shape is wrong.
 func annotationKeys(obj map[string]any, md []any) (map[string]any, []string) {
-	ann, ok := get(obj, appendPath(md, "annotations")...).(map[string]any)
+	ann, ok := get(obj, extendPath(md, "annotations")...).(map[string]any)
 	if !ok {
 		return nil, nil
 	}

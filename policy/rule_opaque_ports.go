@@ -9,10 +9,12 @@ import (
 const ReasonServerSpeaksFirst = "server_speaks_first"
 
 // opaqueMatcher answers "is this port server-speaks-first?" for one
-// evaluation: the configured numbers, port names and images, indexed once.
+// evaluation from the configured numbers, port names and images. They are
+// the operator's short lists, read in place: building an index per
+// evaluation cost more allocations than the lookups it saved.
 type opaqueMatcher struct {
-	ports  map[int]struct{}
-	names  map[string]struct{}
+	ports  []int
+	names  []string
 	images []string
 	// injector are the installed injector's own default opaque ports
 	// (proxy.opaquePorts), when known: once we annotate a pod the injector
@@ -21,34 +23,34 @@ type opaqueMatcher struct {
 }
 
 func newOpaqueMatcher(r *OpaquePortsRule, env Environment) *opaqueMatcher {
-	m := &opaqueMatcher{ports: make(map[int]struct{}, len(r.Ports)), names: make(map[string]struct{}, len(r.PortNames)), images: r.Images}
+	m := &opaqueMatcher{ports: r.Ports, names: r.PortNames, images: r.Images}
 	if env.OpaquePorts != "" {
 		if set, err := parsePortSet(env.OpaquePorts, maxPortEntries); err == nil {
 			m.injector = set.coverage(nil)
 		}
 	}
-	for _, p := range r.Ports {
-		m.ports[p] = struct{}{}
-	}
-	for _, n := range r.PortNames {
-		m.names[strings.ToLower(n)] = struct{}{}
-	}
 	return m
 }
 
 func (m *opaqueMatcher) port(n int) bool {
-	if _, ok := m.ports[n]; ok {
-		return true
+	for _, p := range m.ports {
+		if p == n {
+			return true
+		}
 	}
 	return m.injector.covers(n)
 }
 
 func (m *opaqueMatcher) name(s string) bool {
-	if s == "" || len(m.names) == 0 {
+	if s == "" {
 		return false
 	}
-	_, ok := m.names[strings.ToLower(s)]
-	return ok
+	for _, n := range m.names {
+		if strings.EqualFold(n, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *opaqueMatcher) image(img string) bool {

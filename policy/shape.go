@@ -58,8 +58,9 @@ func checkObjectShape(obj map[string]any, k *kind) error {
 			return err
 		}
 		items, _ := v.([]any)
+		var buf pathBuf
 		for i, it := range items {
-			p := appendPath(appendPath(k.list, i), k.item...)
+			p := append(appendPath(&buf, k.list, i), k.item...)
 			if _, ok := it.(map[string]any); !ok {
 				return shapeErr(p[:len(k.list)+1], wantObject, it)
 			}
@@ -78,26 +79,27 @@ func checkPodTemplate(obj map[string]any, path []any) error {
 	if err != nil || tm == nil {
 		return err
 	}
-	if err := checkMetadata(obj, appendPath(path, "metadata")); err != nil {
+	var mdBuf, specBuf, listBuf, cBuf, portsBuf pathBuf
+	if err := checkMetadata(obj, appendPath(&mdBuf, path, "metadata")); err != nil {
 		return err
 	}
-	spec, err := objectAt(obj, appendPath(path, "spec"))
+	spec, err := objectAt(obj, appendPath(&specBuf, path, "spec"))
 	if err != nil || spec == nil {
 		return err
 	}
 	for _, field := range [...]string{"initContainers", "containers"} {
-		lp := appendPath(path, "spec", field)
+		lp := appendPath(&listBuf, path, "spec", field)
 		v, err := valueAt(obj, lp, wantList)
 		if err != nil {
 			return err
 		}
 		list, _ := v.([]any)
 		for i := range list {
-			cp := appendPath(lp, i)
+			cp := appendPath(&cBuf, lp, i)
 			if _, err := objectAt(obj, cp); err != nil {
 				return err
 			}
-			if err := checkObjectList(obj, appendPath(cp, "ports")); err != nil {
+			if err := checkObjectList(obj, appendPath(&portsBuf, cp, "ports")); err != nil {
 				return err
 			}
 		}
@@ -113,8 +115,9 @@ func checkMetadata(obj map[string]any, path []any) error {
 	if err != nil || md == nil {
 		return err
 	}
+	var buf pathBuf
 	for _, f := range [...]string{"annotations", "labels"} {
-		m, err := objectAt(obj, appendPath(path, f))
+		m, err := objectAt(obj, appendPath(&buf, path, f))
 		if err != nil {
 			return err
 		}
@@ -124,7 +127,7 @@ func checkMetadata(obj map[string]any, path []any) error {
 			}
 		}
 	}
-	return checkObjectList(obj, appendPath(path, "ownerReferences"))
+	return checkObjectList(obj, appendPath(&buf, path, "ownerReferences"))
 }
 
 // checkObjectList checks that the value at path, if any, is a list of objects.
@@ -136,7 +139,8 @@ func checkObjectList(obj map[string]any, path []any) error {
 	list, _ := v.([]any)
 	for i, it := range list {
 		if _, ok := it.(map[string]any); !ok {
-			return shapeErr(appendPath(path, i), wantObject, it)
+			var buf pathBuf
+			return shapeErr(appendPath(&buf, path, i), wantObject, it)
 		}
 	}
 	return nil
@@ -189,7 +193,18 @@ func valueAt(obj map[string]any, path []any, want string) (any, error) {
 	return cur, nil
 }
 
-func appendPath(path []any, segs ...any) []any {
+// pathBuf holds a path being checked: paths are only read (and formatted
+// into a ShapeError), never kept, so they live on the caller's stack.
+type pathBuf [16]any
+
+// appendPath writes path followed by segs into buf and returns it (a longer
+// path spills to the heap, correctly).
+func appendPath(buf *pathBuf, path []any, segs ...any) []any {
+	return append(append(buf[:0], path...), segs...)
+}
+
+// extendPath returns a new path: path followed by segs.
+func extendPath(path []any, segs ...any) []any {
 	out := make([]any, 0, len(path)+len(segs))
 	return append(append(out, path...), segs...)
 }
