@@ -7,6 +7,9 @@ import (
 	"strings"
 
 	"github.com/go-logr/logr"
+	"github.com/go-logr/zapr"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"gomodules.xyz/jsonpatch/v2"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -33,6 +36,9 @@ type admitter struct {
 	env        func() policy.Environment
 	metrics    *Metrics
 	log        logr.Logger
+	// zlog is the zap logger behind log, if any (decisionZap): decisions
+	// are written to it directly.
+	zlog *zap.Logger
 }
 
 // verdict is what the endpoint needs to know about a request for metrics.
@@ -135,14 +141,19 @@ func (m *admitter) review(ctx context.Context, req *reviewRequest, v *verdict) (
 // changed is the audit annotations; the log is for people.
 func (m *admitter) logDecision(req *reviewRequest, ref objectRef, a policy.Admission, v *verdict) {
 	changed := v.outcome == OutcomePatched || v.outcome == OutcomeWouldPatch
+	dryRun := req.DryRun != nil && *req.DryRun
+	if m.zlog != nil {
+		m.zapDecision(req, ref, a, v, changed, dryRun)
+		return
+	}
 	if debug := m.log.V(1); debug.Enabled() {
 		debug.Info("decision", "uid", req.UID, "kind", ref.kind, "namespace", ref.namespace, "name", ref.name,
-			"operation", req.Operation, "dryRun", req.DryRun != nil && *req.DryRun, "mode", v.mode, "modeReason", a.ModeReason,
+			"operation", req.Operation, "dryRun", dryRun, "mode", v.mode, "modeReason", a.ModeReason,
 			"outcome", v.outcome, "rules", ruleList(a.Decision.Changes), "skipped", len(a.Decision.Skipped), "findings", len(a.Findings))
 		return
 	}
 	if changed && m.log.Enabled() {
-		if req.DryRun != nil && *req.DryRun {
+		if dryRun {
 			m.log.Info("decision", "uid", req.UID, "kind", ref.kind, "namespace", ref.namespace, "name", ref.name,
 				"operation", req.Operation, "dryRun", true, "mode", v.mode, "outcome", v.outcome, "rules", ruleList(a.Decision.Changes))
 			return
@@ -150,6 +161,51 @@ func (m *admitter) logDecision(req *reviewRequest, ref objectRef, a policy.Admis
 		m.log.Info("decision", "uid", req.UID, "kind", ref.kind, "namespace", ref.namespace, "name", ref.name,
 			"operation", req.Operation, "mode", v.mode, "outcome", v.outcome, "rules", ruleList(a.Decision.Changes))
 	}
+}
+
+// zapDecision is logDecision on the zap logger behind the logr one (serve's):
+// the same lines with the same fields, written with typed fields and only
+// once zap has said it will write them. Through logr, every line first
+// built its key-value list as interfaces and asked for its caller, a sixth
+// of a request's CPU under load.
+func (m *admitter) zapDecision(req *reviewRequest, ref objectRef, a policy.Admission, v *verdict, changed, dryRun bool) {
+	lvl := zapcore.InfoLevel
+	debug := m.zlog.Core().Enabled(zapcore.DebugLevel)
+	if debug {
+		lvl = zapcore.DebugLevel
+	} else if !changed {
+		return
+	}
+	ce := m.zlog.Check(lvl, "decision")
+	if ce == nil {
+		return
+	}
+	f := make([]zap.Field, 0, 12)
+	f = append(f, zap.String("uid", req.UID), zap.String("kind", ref.kind), zap.String("namespace", ref.namespace),
+		zap.String("name", ref.name), zap.String("operation", req.Operation))
+	if debug || dryRun {
+		f = append(f, zap.Bool("dryRun", dryRun))
+	}
+	f = append(f, zap.String("mode", v.mode))
+	if debug {
+		f = append(f, zap.String("modeReason", a.ModeReason))
+	}
+	f = append(f, zap.String("outcome", v.outcome), zap.String("rules", ruleList(a.Decision.Changes)))
+	if debug {
+		f = append(f, zap.Int("skipped", len(a.Decision.Skipped)), zap.Int("findings", len(a.Findings)))
+	}
+	ce.Write(f...)
+}
+
+// decisionZap is the zap logger behind log when there is one (zapr's),
+// without the caller annotation: the decision line's caller is always
+// the same line of this file.
+func decisionZap(log logr.Logger) *zap.Logger {
+	u, ok := log.GetSink().(zapr.Underlier)
+	if !ok {
+		return nil
+	}
+	return u.GetUnderlying().WithOptions(zap.WithCaller(false))
 }
 
 // encodePatch writes the JSON patch without reflection.

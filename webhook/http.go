@@ -113,7 +113,7 @@ func newEndpoint(o HandlerOptions) (*endpoint, error) {
 		o.Metrics = m
 	}
 	return &endpoint{
-		admitter:    &admitter{config: o.Config, namespaces: o.Namespaces, env: o.Env, metrics: o.Metrics, log: o.Log},
+		admitter:    &admitter{config: o.Config, namespaces: o.Namespaces, env: o.Env, metrics: o.Metrics, log: o.Log, zlog: decisionZap(o.Log)},
 		maxBytes:    o.MaxRequestBytes,
 		budget:      o.MaxBytesInFlight,
 		readTimeout: o.BodyReadTimeout,
@@ -369,7 +369,7 @@ func (e *endpoint) decide(ctx context.Context, body []byte, remote string, gone 
 		return res
 	}
 	req := review.Request
-	res.verdict = verdict{uid: req.UID, kind: req.Kind.Kind, operation: req.Operation, mode: labelUnknown}
+	res.verdict = verdict{uid: req.UID, kind: labelValue(req.Kind.Kind), operation: labelValue(req.Operation), mode: labelUnknown}
 	resp, err := e.admitter.review(ctx, req, &res.verdict)
 	if err != nil {
 		var he *httpError

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -16,11 +17,35 @@ import (
 // integers that fit as int64, other numbers as float64, invalid UTF-8 as
 // U+FFFD. A fuzz test holds the two equal. It exists because the reflection
 // of encoding/json cost half of a request: this one reads the bytes once and
-// allocates only the values.
+// allocates only the values. Strings without escapes (nearly all of them,
+// keys included) are slices of src, one copy of the whole input made once,
+// so they cost no allocation each; the decoded values keep src alive as
+// long as any of them is referenced, which is the request.
 type jsonDecoder struct {
 	data  []byte
+	src   string // string(data)
 	pos   int
 	depth int
+	// elems and kvs hold the values of the arrays and objects being
+	// parsed, innermost last, so that each is allocated once at its final
+	// size instead of growing.
+	elems   []any
+	kvs     []member
+	scratch struct {
+		elems [32]any
+		kvs   [32]member
+	}
+}
+
+type member struct {
+	key   string
+	value any
+}
+
+func newJSONDecoder(data []byte) *jsonDecoder {
+	d := &jsonDecoder{data: data, src: string(data)}
+	d.elems, d.kvs = d.scratch.elems[:0], d.scratch.kvs[:0]
+	return d
 }
 
 // maxJSONDepth is encoding/json's nesting limit.
@@ -49,7 +74,7 @@ func (d *jsonDecoder) skipSpace() {
 // decodeJSONValue parses data, one JSON value with optional white space
 // around it.
 func decodeJSONValue(data []byte) (any, error) {
-	d := &jsonDecoder{data: data}
+	d := newJSONDecoder(data)
 	v, err := d.value()
 	if err != nil {
 		return nil, err
@@ -105,13 +130,14 @@ func (d *jsonDecoder) object(skip map[string]bool) (map[string]any, error) {
 		return nil, errJSONDepth
 	}
 	d.pos++ // '{'
-	m := make(map[string]any)
 	d.skipSpace()
 	if d.pos < len(d.data) && d.data[d.pos] == '}' {
 		d.pos++
 		d.depth--
-		return m, nil
+		return make(map[string]any), nil
 	}
+	// On an error the decoder is thrown away, scratch and all.
+	mark := len(d.kvs)
 	for {
 		d.skipSpace()
 		if d.pos >= len(d.data) || d.data[d.pos] != '"' {
@@ -135,7 +161,7 @@ func (d *jsonDecoder) object(skip map[string]bool) (map[string]any, error) {
 			if err != nil {
 				return nil, err
 			}
-			m[key] = v
+			d.kvs = append(d.kvs, member{key, v})
 		}
 		d.skipSpace()
 		if d.pos >= len(d.data) {
@@ -147,6 +173,13 @@ func (d *jsonDecoder) object(skip map[string]bool) (map[string]any, error) {
 		case '}':
 			d.pos++
 			d.depth--
+			ms := d.kvs[mark:]
+			m := make(map[string]any, len(ms))
+			for i := range ms {
+				m[ms[i].key] = ms[i].value // the last of duplicate keys wins
+				ms[i] = member{}
+			}
+			d.kvs = d.kvs[:mark]
 			return m, nil
 		default:
 			return nil, d.syntaxError("after object key:value pair")
@@ -167,19 +200,19 @@ func (d *jsonDecoder) array() ([]any, error) {
 		return nil, errJSONDepth
 	}
 	d.pos++ // '['
-	a := make([]any, 0)
 	d.skipSpace()
 	if d.pos < len(d.data) && d.data[d.pos] == ']' {
 		d.pos++
 		d.depth--
-		return a, nil
+		return make([]any, 0), nil
 	}
+	mark := len(d.elems)
 	for {
 		v, err := d.value()
 		if err != nil {
 			return nil, err
 		}
-		a = append(a, v)
+		d.elems = append(d.elems, v)
 		d.skipSpace()
 		if d.pos >= len(d.data) {
 			return nil, d.syntaxError("")
@@ -190,6 +223,11 @@ func (d *jsonDecoder) array() ([]any, error) {
 		case ']':
 			d.pos++
 			d.depth--
+			es := d.elems[mark:]
+			a := make([]any, len(es))
+			copy(a, es)
+			clear(es)
+			d.elems = d.elems[:mark]
 			return a, nil
 		default:
 			return nil, d.syntaxError("after array element")
@@ -247,7 +285,7 @@ func (d *jsonDecoder) number() (any, error) {
 			d.pos++
 		}
 	}
-	s := string(d.data[start:d.pos])
+	s := d.src[start:d.pos]
 	if !fraction {
 		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
 			return i, nil
@@ -255,7 +293,7 @@ func (d *jsonDecoder) number() (any, error) {
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil {
-		return nil, &numberError{s}
+		return nil, &numberError{strings.Clone(s)}
 	}
 	return f, nil
 }
@@ -268,7 +306,7 @@ func (d *jsonDecoder) str() (string, error) {
 		c := d.data[d.pos]
 		switch {
 		case c == '"':
-			s := string(d.data[start:d.pos])
+			s := d.src[start:d.pos]
 			d.pos++
 			return s, nil
 		case c == '\\' || c >= utf8.RuneSelf:

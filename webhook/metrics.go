@@ -3,10 +3,12 @@ package webhook
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/facts"
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/policy"
 )
 
 // Outcomes recorded in the requests metric.
@@ -150,4 +152,27 @@ func (m *Metrics) setFactsState(state string) {
 		}
 		m.facts.WithLabelValues(s).Set(v)
 	}
+}
+
+// labelValues are the label values requests usually carry, so that a label
+// value is one of these strings and never a slice of a request body (the
+// decoder's strings are; a metric series keeps its label values for the
+// life of the process, and with them the whole body they point into).
+var labelValues = func() map[string]string {
+	m := map[string]string{}
+	for _, s := range []string{opCreate, opUpdate, "DELETE", "CONNECT"} {
+		m[s] = s
+	}
+	for _, k := range policy.Kinds() {
+		m[k.Kind] = k.Kind
+	}
+	return m
+}()
+
+// labelValue is s as a label value: a known string, or a copy of s.
+func labelValue(s string) string {
+	if c, ok := labelValues[s]; ok {
+		return c
+	}
+	return strings.Clone(s)
 }

@@ -85,7 +85,7 @@ var requestSkipped = map[string]bool{"oldObject": true, "userInfo": true, "optio
 // straight into the generic map. Fields have the types encoding/json would
 // demand of the review struct (null is the empty value).
 func parseReview(body []byte) (*review, error) {
-	d := &jsonDecoder{data: body}
+	d := newJSONDecoder(body)
 	d.skipSpace()
 	if d.pos >= len(body) || body[d.pos] != '{' {
 		v, err := decodeJSONValue(body)
