@@ -52,7 +52,9 @@ func Admit(obj *unstructured.Unstructured, ctx Context, cfg *Config) (Admission,
 		ctx.Namespace, _ = getString(getMap(obj.Object, "metadata"), "namespace")
 	}
 	a := Admission{Decision: Decision{Object: obj}}
-	a.Mode, a.ModeReason = resolveMode(cfg, ctx.Namespace, ctx.NamespaceLabels, obj.GetAnnotations())
+	// The annotation is read in place: obj.GetAnnotations() copies them all.
+	objectMode, _ := getString(getMap(obj.Object, "metadata", "annotations"), LabelMode)
+	a.Mode, a.ModeReason = resolveMode(cfg, ctx.Namespace, ctx.NamespaceLabels, objectMode)
 	a.Supported = Supported(obj.GroupVersionKind())
 	if a.ModeReason == ModeReasonExcludedNamespace || !a.Supported {
 		return a, nil

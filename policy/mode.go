@@ -26,12 +26,13 @@ func rank(m Mode) int {
 // Unknown label or annotation values are ignored: a typo never raises the
 // mode, and never silently turns the policy off either.
 func ResolveMode(cfg *Config, namespace string, namespaceLabels map[string]string, objectAnnotations map[string]string) Mode {
-	m, _ := resolveMode(cfg, namespace, namespaceLabels, objectAnnotations)
+	m, _ := resolveMode(cfg, namespace, namespaceLabels, objectAnnotations[LabelMode])
 	return m
 }
 
 // resolveMode is ResolveMode with the reason for the mode.
-func resolveMode(cfg *Config, namespace string, namespaceLabels map[string]string, objectAnnotations map[string]string) (Mode, string) {
+// objectMode is the object's own annotation LabelMode ("" when it has none).
+func resolveMode(cfg *Config, namespace string, namespaceLabels map[string]string, objectMode string) (Mode, string) {
 	if cfg == nil {
 		cfg = DefaultConfig()
 	}
@@ -45,8 +46,8 @@ func resolveMode(cfg *Config, namespace string, namespaceLabels map[string]strin
 	if v, ok := namespaceLabels[LabelMode]; ok && rank(Mode(v)) >= 0 {
 		mode, reason = Mode(v), ModeReasonNamespaceLabel
 	}
-	if v, ok := objectAnnotations[LabelMode]; ok && rank(Mode(v)) >= 0 && rank(Mode(v)) < rank(mode) {
-		mode, reason = Mode(v), ModeReasonObjectAnnotation
+	if v := Mode(objectMode); rank(v) >= 0 && rank(v) < rank(mode) {
+		mode, reason = v, ModeReasonObjectAnnotation
 	}
 	return mode, reason
 }

@@ -210,7 +210,11 @@ func decisionZap(log logr.Logger) *zap.Logger {
 
 // encodePatch writes the JSON patch without reflection.
 func encodePatch(ops []jsonpatch.JsonPatchOperation) ([]byte, error) {
-	b := make([]byte, 0, 64*len(ops))
+	n := 2
+	for _, op := range ops {
+		n += 40 + len(op.Path) + valueSize(op.Value)
+	}
+	b := make([]byte, 0, n)
 	b = append(b, '[')
 	for i, op := range ops {
 		if i > 0 {
@@ -230,6 +234,28 @@ func encodePatch(ops []jsonpatch.JsonPatchOperation) ([]byte, error) {
 		b = append(b, '}')
 	}
 	return append(b, ']'), nil
+}
+
+// valueSize guesses the encoded length of a patch value: exact for strings
+// (without escapes), a fair guess for the rest.
+func valueSize(v any) int {
+	switch v := v.(type) {
+	case string:
+		return len(v) + 2
+	case map[string]any:
+		n := 2
+		for k, e := range v {
+			n += len(k) + 4 + valueSize(e)
+		}
+		return n
+	case []any:
+		n := 2
+		for _, e := range v {
+			n += 1 + valueSize(e)
+		}
+		return n
+	}
+	return 24
 }
 
 // objectRef names an object in warnings: Kind/namespace/name.
@@ -319,7 +345,11 @@ func sanitizeWarning(s string) string {
 // changesJSON is the audit annotation: the changes as a JSON list of
 // {rule, reason, path, action, value}, for log tooling.
 func changesJSON(changes []policy.Change) string {
-	b := make([]byte, 0, 128*len(changes))
+	n := 2
+	for _, c := range changes {
+		n += 64 + len(c.Rule) + len(c.Reason) + len(c.Path) + len(c.Action) + len(c.Value) + len(c.Value)/8
+	}
+	b := make([]byte, 0, n)
 	b = append(b, '[')
 	for i, c := range changes {
 		if i > 0 {

@@ -298,7 +298,8 @@ func (e *endpoint) abandon(r *http.Request, why error) {
 }
 
 // readBody reads the whole body within the read deadline; a body over the
-// limit is an *httpError (413).
+// limit is an *httpError (413). The buffer is fresh for each request and
+// is never reused: the decoded review's strings point into it.
 func (e *endpoint) readBody(rc *http.ResponseController, r *http.Request) ([]byte, error) {
 	// Not http.MaxBytesReader: it makes the server close the connection at
 	// once, and a client still sending then sees a reset instead of our 413.
@@ -381,6 +382,6 @@ func (e *endpoint) decide(ctx context.Context, body []byte, remote string, gone 
 		res.err = err
 		return res
 	}
-	res.body = appendReview(make([]byte, 0, 256+len(resp.patch)*4/3), review.APIVersion, req.UID, &resp)
+	res.body = appendReview(make([]byte, 0, reviewSize(review.APIVersion, req.UID, &resp)), review.APIVersion, req.UID, &resp)
 	return res
 }

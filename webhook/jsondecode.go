@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // jsonDecoder parses JSON into the generic object model the policy works on,
@@ -43,10 +45,50 @@ type member struct {
 }
 
 func newJSONDecoder(data []byte) *jsonDecoder {
-	d := &jsonDecoder{data: data, src: string(data)}
+	return newJSONDecoderSrc(data, string(data))
+}
+
+// newJSONDecoderOwning decodes data without copying it: the decoded strings
+// point into data itself, which the caller hands over and must never write
+// to again (the endpoint's request body, read into a buffer of its own).
+func newJSONDecoderOwning(data []byte) *jsonDecoder {
+	if len(data) == 0 {
+		return newJSONDecoderSrc(data, "")
+	}
+	return newJSONDecoderSrc(data, unsafe.String(&data[0], len(data)))
+}
+
+// decoders keep the scratch stacks of finished decodings for the next.
+var decoders = sync.Pool{New: func() any {
+	d := &jsonDecoder{}
 	d.elems, d.kvs = d.scratch.elems[:0], d.scratch.kvs[:0]
 	return d
+}}
+
+func newJSONDecoderSrc(data []byte, src string) *jsonDecoder {
+	d := decoders.Get().(*jsonDecoder)
+	d.data, d.src, d.pos, d.depth = data, src, 0, 0
+	return d
 }
+
+// release returns d for reuse; d must not be used after. Stacks grown
+// past maxPooledScratch entries (a list of 100,000 env entries) are dropped
+// rather than kept.
+func (d *jsonDecoder) release() {
+	clear(d.elems) // what an error left; the rest was cleared when popped
+	clear(d.kvs)
+	d.data, d.src = nil, ""
+	d.elems, d.kvs = d.elems[:0], d.kvs[:0]
+	if cap(d.elems) > maxPooledScratch {
+		d.elems = d.scratch.elems[:0]
+	}
+	if cap(d.kvs) > maxPooledScratch {
+		d.kvs = d.scratch.kvs[:0]
+	}
+	decoders.Put(d)
+}
+
+const maxPooledScratch = 1024
 
 // maxJSONDepth is encoding/json's nesting limit.
 const maxJSONDepth = 10000
@@ -75,6 +117,7 @@ func (d *jsonDecoder) skipSpace() {
 // around it.
 func decodeJSONValue(data []byte) (any, error) {
 	d := newJSONDecoder(data)
+	defer d.release()
 	v, err := d.value()
 	if err != nil {
 		return nil, err
@@ -136,7 +179,7 @@ func (d *jsonDecoder) object(skip map[string]bool) (map[string]any, error) {
 		d.depth--
 		return make(map[string]any), nil
 	}
-	// On an error the decoder is thrown away, scratch and all.
+	// On an error the stacks are left as they are: release clears them.
 	mark := len(d.kvs)
 	for {
 		d.skipSpace()

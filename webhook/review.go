@@ -85,7 +85,10 @@ var requestSkipped = map[string]bool{"oldObject": true, "userInfo": true, "optio
 // straight into the generic map. Fields have the types encoding/json would
 // demand of the review struct (null is the empty value).
 func parseReview(body []byte) (*review, error) {
-	d := newJSONDecoder(body)
+	// The body is the endpoint's own, never written again: the decoded
+	// strings point into it.
+	d := newJSONDecoderOwning(body)
+	defer d.release()
 	d.skipSpace()
 	if d.pos >= len(body) || body[d.pos] != '{' {
 		v, err := decodeJSONValue(body)
@@ -251,6 +254,19 @@ type response struct {
 	patch            []byte
 	auditAnnotations [][2]string
 	warnings         []string
+}
+
+// reviewSize is about the length of the answer appendReview encodes (more
+// only when strings need escapes), so that it is written into one buffer.
+func reviewSize(apiVersion, uid string, r *response) int {
+	n := 128 + len(apiVersion) + len(uid) + base64.StdEncoding.EncodedLen(len(r.patch))
+	for _, kv := range r.auditAnnotations {
+		n += len(kv[0]) + len(kv[1]) + len(kv[1])/8 + 8 // quotes inside are escaped
+	}
+	for _, w := range r.warnings {
+		n += len(w) + 4
+	}
+	return n
 }
 
 // appendReview encodes the answering AdmissionReview by hand: the shape is
