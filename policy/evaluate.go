@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -63,6 +64,8 @@ type eval struct {
 	changes          []Change
 	skips            []Skip
 	err              error
+	changeBuf        [4]Change // changes' first backing array
+	docBuf           doc       // d
 }
 
 // Evaluate applies the policy of cfg to obj as if admitted in ctx, and
@@ -88,12 +91,14 @@ func Evaluate(obj *unstructured.Unstructured, ctx Context, cfg *Config) (Decisio
 	if err := checkObjectShape(obj.Object, k); err != nil {
 		return Decision{}, fmt.Errorf("evaluate %s %s: %w", k.name, objectName(obj.Object), err)
 	}
-	e := &eval{cfg: cfg, kind: k, orig: obj.Object, d: newDoc(obj.Object), namespace: ctx.Namespace, env: ctx.Env}
+	e := &eval{cfg: cfg, kind: k, orig: obj.Object, docBuf: doc{orig: obj.Object, root: obj.Object}, namespace: ctx.Namespace, env: ctx.Env}
+	e.d = &e.docBuf
 	if e.namespace == "" {
 		e.namespace, _ = getString(getMap(obj.Object, "metadata"), "namespace")
 	}
 	e.selfBuf = target{origAnn: getMap(obj.Object, "metadata", "annotations")}
 	e.self = &e.selfBuf
+	e.changes = e.changeBuf[:0]
 	e.findTargets()
 
 	b := &cfg.BuiltinRules
@@ -389,14 +394,14 @@ func (e *eval) mergePortList(t *target, rule, key string, ports []int, resolve f
 }
 
 func joinInts(list []int) string {
-	var b strings.Builder
+	b := make([]byte, 0, 6*len(list))
 	for i, n := range list {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		fmt.Fprint(&b, n)
+		b = strconv.AppendInt(b, int64(n), 10)
 	}
-	return b.String()
+	return string(b)
 }
 
 // writeTrace records the rules that changed the object in the trace
@@ -428,6 +433,9 @@ func (e *eval) trace(t *target, rules []string) {
 // mergeTrace returns the sorted union of a trace value and rule names,
 // in n log n of the value's length (whatever the object arrived with).
 func mergeTrace(existing string, rules []string) string {
+	if existing == "" && len(rules) == 1 {
+		return rules[0] // the common case: one rule, on an object without a trace
+	}
 	names := make([]string, 0, len(rules)+2)
 	for _, n := range strings.Split(existing, ",") {
 		if n = strings.TrimSpace(n); n != "" {

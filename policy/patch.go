@@ -4,7 +4,6 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
-	"strings"
 
 	"gomodules.xyz/jsonpatch/v2"
 )
@@ -24,11 +23,21 @@ import (
 // order, so the patch is deterministic. Neither argument is modified; the
 // patch's values are shared with mutated.
 func Diff(orig, mutated map[string]any) []jsonpatch.JsonPatchOperation {
-	var ops []jsonpatch.JsonPatchOperation
-	return diffMap(ops, "", orig, mutated)
+	if mapID(orig) == mapID(mutated) {
+		return nil
+	}
+	var buf [128]byte
+	ops := diffMap(make([]jsonpatch.JsonPatchOperation, 0, 4), buf[:0], orig, mutated)
+	if len(ops) == 0 {
+		return nil
+	}
+	return ops
 }
 
-func diffValue(ops []jsonpatch.JsonPatchOperation, path string, a, b any) []jsonpatch.JsonPatchOperation {
+// The path of the value being compared is built in one buffer, segment by
+// segment; a string is made of it only for an operation.
+
+func diffValue(ops []jsonpatch.JsonPatchOperation, path []byte, a, b any) []jsonpatch.JsonPatchOperation {
 	switch av := a.(type) {
 	case map[string]any:
 		if bv, ok := b.(map[string]any); ok && av != nil && bv != nil {
@@ -40,7 +49,7 @@ func diffValue(ops []jsonpatch.JsonPatchOperation, path string, a, b any) []json
 				return ops
 			}
 			for i := range av {
-				ops = diffValue(ops, path+"/"+strconv.Itoa(i), av[i], bv[i])
+				ops = diffValue(ops, strconv.AppendInt(append(path, '/'), int64(i), 10), av[i], bv[i])
 			}
 			return ops
 		}
@@ -48,10 +57,10 @@ func diffValue(ops []jsonpatch.JsonPatchOperation, path string, a, b any) []json
 	if sameScalar(a, b) {
 		return ops
 	}
-	return append(ops, jsonpatch.JsonPatchOperation{Operation: "replace", Path: path, Value: b})
+	return append(ops, jsonpatch.JsonPatchOperation{Operation: "replace", Path: string(path), Value: b})
 }
 
-func diffMap(ops []jsonpatch.JsonPatchOperation, path string, a, b map[string]any) []jsonpatch.JsonPatchOperation {
+func diffMap(ops []jsonpatch.JsonPatchOperation, path []byte, a, b map[string]any) []jsonpatch.JsonPatchOperation {
 	if mapID(a) == mapID(b) {
 		return ops
 	}
@@ -73,13 +82,14 @@ func diffMap(ops []jsonpatch.JsonPatchOperation, path string, a, b map[string]an
 	for _, k := range keys {
 		av, inA := a[k]
 		bv, inB := b[k]
+		child := appendPointerToken(append(path, '/'), k)
 		switch {
 		case !inA:
-			ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "add", Path: path + "/" + escapePointer(k), Value: bv})
+			ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "add", Path: string(child), Value: bv})
 		case !inB:
-			ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "remove", Path: path + "/" + escapePointer(k)})
+			ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "remove", Path: string(child)})
 		default:
-			ops = diffValue(ops, path+"/"+escapePointer(k), av, bv)
+			ops = diffValue(ops, child, av, bv)
 		}
 	}
 	return ops
@@ -121,11 +131,18 @@ func sameScalar(a, b any) bool {
 	return reflect.DeepEqual(a, b)
 }
 
-// escapePointer escapes a key for a JSON pointer (RFC 6901): annotation
-// keys such as linkerd.io/inject contain '/'.
-func escapePointer(k string) string {
-	if !strings.ContainsAny(k, "~/") {
-		return k
+// appendPointerToken appends a key escaped for a JSON pointer (RFC 6901):
+// annotation keys such as linkerd.io/inject contain '/'.
+func appendPointerToken(b []byte, k string) []byte {
+	for i := 0; i < len(k); i++ {
+		switch c := k[i]; c {
+		case '~':
+			b = append(b, '~', '0')
+		case '/':
+			b = append(b, '~', '1')
+		default:
+			b = append(b, c)
+		}
 	}
-	return strings.ReplaceAll(strings.ReplaceAll(k, "~", "~0"), "/", "~1")
+	return b
 }

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"fmt"
 	"strings"
 )
 
@@ -154,5 +153,5 @@ func eachTCPPort(ports any, key string, fn func(p map[string]any, n int)) {
 }
 
 func opaqueMessage(ports []int) string {
-	return fmt.Sprintf("port(s) %s carry server-speaks-first protocols (such as SMTP, MySQL, PostgreSQL) that Linkerd's protocol detection cannot recognize; they are marked opaque", joinInts(ports))
+	return "port(s) " + joinInts(ports) + " carry server-speaks-first protocols (such as SMTP, MySQL, PostgreSQL) that Linkerd's protocol detection cannot recognize; they are marked opaque"
 }

@@ -87,7 +87,9 @@ func checkPodTemplate(obj map[string]any, path []any) error {
 	if err != nil || spec == nil {
 		return err
 	}
-	for _, field := range [...]string{"initContainers", "containers"} {
+	// Segments are interfaces made of constants, so that no segment is
+	// boxed (allocated) per call.
+	for _, field := range [...]any{"initContainers", "containers"} {
 		lp := appendPath(&listBuf, path, "spec", field)
 		v, err := valueAt(obj, lp, wantList)
 		if err != nil {
@@ -116,14 +118,14 @@ func checkMetadata(obj map[string]any, path []any) error {
 		return err
 	}
 	var buf pathBuf
-	for _, f := range [...]string{"annotations", "labels"} {
+	for _, f := range [...]any{"annotations", "labels"} {
 		m, err := objectAt(obj, appendPath(&buf, path, f))
 		if err != nil {
 			return err
 		}
 		for key, v := range m {
 			if _, ok := v.(string); !ok && v != nil {
-				return &ShapeError{Path: displayPath(path) + "." + f + "[" + key + "]", Want: wantString, Got: typeName(v)}
+				return &ShapeError{Path: displayPath(path) + "." + f.(string) + "[" + key + "]", Want: wantString, Got: typeName(v)}
 			}
 		}
 	}
