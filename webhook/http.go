@@ -199,7 +199,7 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method "+r.Method+" not allowed: POST an AdmissionReview", http.StatusMethodNotAllowed)
 		return
 	}
-	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != "application/json" {
+	if !isJSON(r.Header.Get("Content-Type")) {
 		v.outcome = OutcomeBadRequest
 		http.Error(w, fmt.Sprintf("Content-Type %q not supported: send an AdmissionReview as application/json", r.Header.Get("Content-Type")), http.StatusUnsupportedMediaType)
 		return
@@ -339,9 +339,22 @@ func readAllInto(b []byte, r io.Reader) ([]byte, error) {
 	}
 }
 
+// isJSON reports whether a Content-Type is application/json (with any
+// parameters); the apiserver sends exactly that, which needs no parsing.
+func isJSON(contentType string) bool {
+	if contentType == "application/json" {
+		return true
+	}
+	ct, _, err := mime.ParseMediaType(contentType)
+	return err == nil && ct == "application/json"
+}
+
 // reviewTimeout is the apiserver's own timeout for this call, which it
 // sends as the query parameter timeout (such as "10s").
 func reviewTimeout(r *http.Request) time.Duration {
+	if r.URL.RawQuery == "" {
+		return defaultReviewTimeout
+	}
 	if s := r.URL.Query().Get("timeout"); s != "" {
 		if d, err := time.ParseDuration(s); err == nil && d > 0 {
 			return d
