@@ -186,7 +186,7 @@ func run(ctx context.Context, o options, stdout, progress io.Writer) error {
 		return err
 	}
 	ours, noop := ourServer(o.serve, "info"), noopServer(o.noop, "")
-	kinds := []serverKind{ours, noop, noopServer(o.noop, loadPatch), ourServer(o.serve, "error")}
+	kinds := []serverKind{ours, noop, noopServer(o.noop, loadPatch), ourServer(o.serve, "error"), lazyGC(ours)}
 	if rep.Servers, err = measureServers(ctx, kinds, body, dir, o.levels, o.requests, progress); err != nil {
 		return err
 	}

@@ -28,7 +28,21 @@ const (
 	rolePatching    = "patching-noop"
 	roleOursQuiet   = "ours-error"
 	roleOursLimited = "ours-gomemlimit"
+	roleOursGOGC    = "ours-gogc"
 )
+
+// lazyGOGC is the GOGC of the server that shows how much of our CPU per
+// request is garbage collection: the collector runs a quarter as often as
+// at the default (100), at the price of a larger heap.
+const lazyGOGC = "400"
+
+// lazyGC is s collecting garbage at GOGC=lazyGOGC.
+func lazyGC(s serverKind) serverKind {
+	s.Name += " with GOGC=" + lazyGOGC
+	s.Role = roleOursGOGC
+	s.Env = append(s.Env, "GOGC="+lazyGOGC)
+	return s
+}
 
 // serverKind is one of the servers compared under load.
 type serverKind struct {
