@@ -620,3 +620,25 @@ func TestChartReportsAddTheIntervalAndTheirClusterRole(t *testing.T) {
 		t.Error("reports.interval \"often\" was accepted")
 	}
 }
+
+func TestChartExtraEnvReachesTheWebhookContainer(t *testing.T) {
+	envOf := func(values map[string]any) []corev1.EnvVar {
+		d := convert[appsv1.Deployment](t, mustFind(t, render(t, values), "Deployment", ""))
+		return d.Spec.Template.Spec.Containers[0].Env
+	}
+	base := envOf(nil)
+	got := envOf(map[string]any{"extraEnv": []any{
+		map[string]any{"name": "GOGC", "value": "200"},
+		map[string]any{"name": "NODE", "valueFrom": map[string]any{"fieldRef": map[string]any{"fieldPath": "spec.nodeName"}}},
+	}})
+	want := append(append([]corev1.EnvVar(nil), base...),
+		corev1.EnvVar{Name: "GOGC", Value: "200"},
+		corev1.EnvVar{Name: "NODE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}})
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("env\n got %+v\nwant %+v", got, want)
+	}
+	_, err := Render(RenderOptions{ChartDir: chartDir, Namespace: releaseNS, Values: map[string]any{"extraEnv": []any{map[string]any{"value": "200"}}}})
+	if err == nil || !strings.Contains(err.Error(), "name") {
+		t.Errorf("an entry without a name: error %v, want one naming the missing name", err)
+	}
+}
