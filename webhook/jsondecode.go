@@ -20,12 +20,13 @@ import (
 // U+FFFD. A fuzz test holds the two equal. It exists because the reflection
 // of encoding/json cost half of a request: this one reads the bytes once and
 // allocates only the values. Strings without escapes (nearly all of them,
-// keys included) are slices of src, one copy of the whole input made once,
-// so they cost no allocation each; the decoded values keep src alive as
-// long as any of them is referenced, which is the request.
+// keys included) are slices of src, the input as one string (the request
+// body itself for the endpoint, newJSONDecoderOwning; a copy otherwise), so
+// they cost no allocation each; the decoded values keep src alive as long
+// as any of them is referenced, which is the request.
 type jsonDecoder struct {
 	data  []byte
-	src   string // string(data)
+	src   string // data as a string
 	pos   int
 	depth int
 	// elems and kvs hold the values of the arrays and objects being
