@@ -180,7 +180,14 @@ func (m *admitter) zapDecision(req *reviewRequest, ref objectRef, a policy.Admis
 	if ce == nil {
 		return
 	}
-	f := make([]zap.Field, 0, 12)
+	n := 8 // the info line's fields
+	switch {
+	case debug:
+		n += 4
+	case dryRun:
+		n++
+	}
+	f := make([]zap.Field, 0, n)
 	f = append(f, zap.String("uid", req.UID), zap.String("kind", ref.kind), zap.String("namespace", ref.namespace),
 		zap.String("name", ref.name), zap.String("operation", req.Operation))
 	if debug || dryRun {
