@@ -50,6 +50,7 @@ type serveFlags struct {
 	webhookConfigName string
 	reportInterval    time.Duration
 	version           string
+	reporter          Reporter
 }
 
 const (
@@ -60,9 +61,10 @@ const (
 )
 
 // NewCommand is the serve command; version goes into the cluster client's
-// user agent.
-func NewCommand(version string) *cobra.Command {
-	f := &serveFlags{version: version}
+// user agent. reporter writes the reports of --report-interval; with none
+// the command refuses that flag.
+func NewCommand(version string, reporter Reporter) *cobra.Command {
+	f := &serveFlags{version: version, reporter: reporter}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the mutating admission webhook",
@@ -106,7 +108,11 @@ limit (cgroup memory.max), if it has one.`,
 	fl.StringVar(&f.serviceName, "service-name", "linkerd-inject-policy", "self-managed: the webhook Service (DNS names of the certificate)")
 	fl.StringVar(&f.certSecret, "cert-secret", "linkerd-inject-policy-tls", "self-managed: Secret holding ca.crt, tls.crt and tls.key")
 	fl.StringVar(&f.webhookConfigName, "webhook-config-name", webhook.ConfigurationName, "self-managed: MutatingWebhookConfiguration whose caBundle is kept current")
-	fl.DurationVar(&f.reportInterval, "report-interval", 0, "write doctor's findings as OpenReports objects once the webhook is ready and then at this interval, e.g. 10m (0 disables; needs a cluster)")
+	reportHelp := "write doctor's findings as OpenReports objects once the webhook is ready and then at this interval, e.g. 10m (0 disables; needs a cluster)"
+	if reporter == nil {
+		reportHelp += "; not in this binary: linkerd-inject-policy serve has it"
+	}
+	fl.DurationVar(&f.reportInterval, "report-interval", 0, reportHelp)
 	return cmd
 }
 
@@ -137,6 +143,9 @@ func runServe(ctx context.Context, f *serveFlags) error {
 	}
 	if f.reportInterval < 0 {
 		return &UsageError{Err: fmt.Errorf("--report-interval %s: must not be negative", f.reportInterval)}
+	}
+	if f.reportInterval > 0 && f.reporter == nil {
+		return &UsageError{Err: errNoReporter}
 	}
 	setDefaultMemoryLimit(log, "/sys/fs/cgroup")
 
