@@ -2,6 +2,7 @@ package main
 
 import (
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -89,5 +90,50 @@ func TestWebhookBinaryHasOnlyServeAndVersion(t *testing.T) {
 	slices.Sort(names)
 	if !slices.Equal(names, []string{"serve", "version"}) {
 		t.Errorf("commands %v, want [serve version]", names)
+	}
+}
+
+// wholeClientSymbols are symbols of client-go's whole clientset and of its
+// SharedInformerFactory. Both are imported by controller-runtime anyway, so
+// go list cannot keep them out; what matters is whether the linker keeps
+// them: either links the clients (or informers) of every API group, over a
+// MiB of resident memory the webhook never uses.
+var wholeClientSymbols = []string{
+	"k8s.io/client-go/kubernetes.NewForConfigAndClient",
+	"k8s.io/client-go/informers.NewSharedInformerFactoryWithOptions",
+}
+
+// linkedSymbols builds pkg and returns which of wholeClientSymbols its
+// binary has.
+func linkedSymbols(t *testing.T, pkg string) []string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "bin")
+	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	}
+	out, err := exec.Command("go", "tool", "nm", bin).Output()
+	if err != nil {
+		t.Fatalf("go tool nm: %v", err)
+	}
+	var found []string
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && slices.Contains(wholeClientSymbols, f[2]) && !slices.Contains(found, f[2]) {
+			found = append(found, f[2])
+		}
+	}
+	return found
+}
+
+func TestWebhookBinaryLinksNoWholeClientset(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	if found := linkedSymbols(t, "."); len(found) > 0 {
+		t.Errorf("the webhook binary links %v: use the typed clients it needs, and informers built on them", found)
+	}
+	// The same check of a program that uses both finds both.
+	if found := linkedSymbols(t, "./testdata/fullclientset"); len(found) != len(wholeClientSymbols) {
+		t.Errorf("a program using the whole clientset and the informer factory: found %v of %v", found, wholeClientSymbols)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
 
@@ -17,9 +16,9 @@ import (
 // --report-interval.
 type ReportOptions struct {
 	// Interval between runs (positive).
-	Interval   time.Duration
+	Interval time.Duration
+	// RestConfig reaches the cluster, with serve's user agent.
 	RestConfig *rest.Config
-	Client     kubernetes.Interface
 	// ConfigPath is the PolicyConfig file serve watches ("" for the defaults).
 	ConfigPath       string
 	LinkerdNamespace string
@@ -42,8 +41,8 @@ var errNoReporter = errors.New("--report-interval: this binary does not write re
 // startReports starts the reporter for serve's flags, and returns the
 // context the rest of serve runs with and a function that stops the
 // reports and waits for them. Without a cluster it only says so.
-func startReports(ctx context.Context, f *serveFlags, restConfig *rest.Config, client kubernetes.Interface, log logr.Logger) (context.Context, func(), error) {
-	if client == nil {
+func startReports(ctx context.Context, f *serveFlags, restConfig *rest.Config, log logr.Logger) (context.Context, func(), error) {
+	if restConfig == nil {
 		log.Info("--report-interval ignored: no cluster configured")
 		return ctx, func() {}, nil
 	}
@@ -55,7 +54,6 @@ func startReports(ctx context.Context, f *serveFlags, restConfig *rest.Config, c
 	wait, err := f.reporter(ctx, ReportOptions{
 		Interval:         f.reportInterval,
 		RestConfig:       restConfig,
-		Client:           client,
 		ConfigPath:       f.configPath,
 		LinkerdNamespace: f.linkerdNamespace,
 		WaitReady:        ready,

@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
@@ -160,13 +159,18 @@ func runServe(ctx context.Context, f *serveFlags) error {
 	if err != nil {
 		return err
 	}
-	var client kubernetes.Interface
+	// client stays a nil interface without a cluster (never a nil *kubeClient).
+	var client interface {
+		webhook.Client
+		certs.Client
+	}
 	if restConfig != nil {
 		restConfig.UserAgent = "linkerd-inject-policy/" + f.version
-		client, err = kubernetes.NewForConfig(restConfig)
+		c, err := newKubeClient(restConfig)
 		if err != nil {
 			return fmt.Errorf("kubernetes client: %w", err)
 		}
+		client = c
 	}
 
 	if f.certMode == certModeSelfManaged {
@@ -195,7 +199,7 @@ func runServe(ctx context.Context, f *serveFlags) error {
 
 	if f.reportInterval > 0 {
 		var stop func()
-		ctx, stop, err = startReports(ctx, f, restConfig, client, log)
+		ctx, stop, err = startReports(ctx, f, restConfig, log)
 		if err != nil {
 			return err
 		}

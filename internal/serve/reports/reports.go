@@ -158,6 +158,11 @@ func (o reportLoopOptions) count(outcome string) {
 // options and returns a function that waits for it to stop (after ctx
 // ends).
 func Start(ctx context.Context, o serve.ReportOptions) (func(), error) {
+	// doctor scans every kind it knows: the whole clientset.
+	client, err := kubernetes.NewForConfig(o.RestConfig)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
 	dyn, err := dynamic.NewForConfig(o.RestConfig)
 	if err != nil {
 		return nil, fmt.Errorf("dynamic client: %w", err)
@@ -168,7 +173,7 @@ func Start(ctx context.Context, o serve.ReportOptions) (func(), error) {
 	}
 	wait := startReportLoop(ctx, reportLoopOptions{
 		Interval:         o.Interval,
-		Client:           o.Client,
+		Client:           client,
 		Dynamic:          dyn,
 		ConfigPath:       o.ConfigPath,
 		LinkerdNamespace: o.LinkerdNamespace,
