@@ -16,7 +16,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
+	admissionregistrationv1client "k8s.io/client-go/kubernetes/typed/admissionregistration/v1"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 )
 
 // DefaultCheckInterval is how often RunSelfManaged re-reads the Secret and
@@ -28,9 +29,17 @@ const DefaultCheckInterval = time.Minute
 // race to write the Secret.
 const maxConflicts = 5
 
+// Client is the part of the Kubernetes API the self-managed certificates
+// use: their Secret and the MutatingWebhookConfiguration's caBundle. A
+// kubernetes.Interface is one.
+type Client interface {
+	CoreV1() corev1client.CoreV1Interface
+	AdmissionregistrationV1() admissionregistrationv1client.AdmissionregistrationV1Interface
+}
+
 // SelfManagedOptions configure the self-managed serving-certificate mode.
 type SelfManagedOptions struct {
-	Client            kubernetes.Interface
+	Client            Client
 	Namespace         string // the webhook's own namespace
 	SecretName        string // Secret holding ca.crt, tls.crt, tls.key
 	ServiceName       string // the webhook Service: DNS names of the serving cert

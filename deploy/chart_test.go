@@ -615,6 +615,17 @@ func TestChartReportsAddTheIntervalAndTheirClusterRole(t *testing.T) {
 			t.Errorf("the default chart passes %s", a)
 		}
 	}
+	// The image's entrypoint (the lean webhook binary) refuses
+	// --report-interval: the full CLI runs serve then.
+	commandOf := func(objs []*unstructured.Unstructured) []string {
+		return convert[appsv1.Deployment](t, mustFind(t, objs, "Deployment", "")).Spec.Template.Spec.Containers[0].Command
+	}
+	if got := commandOf(on); !reflect.DeepEqual(got, []string{"/linkerd-inject-policy"}) {
+		t.Errorf("reports.enabled runs command %v, want [/linkerd-inject-policy] (the full CLI)", got)
+	}
+	if got := commandOf(base); got != nil {
+		t.Errorf("the default chart overrides the image's entrypoint with %v", got)
+	}
 
 	if _, err := Render(RenderOptions{ChartDir: chartDir, Namespace: releaseNS, Values: map[string]any{"reports": map[string]any{"enabled": true, "interval": "often"}}}); err == nil {
 		t.Error("reports.interval \"often\" was accepted")

@@ -10,13 +10,22 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/discovery"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/policy"
 )
 
 // DefaultLinkerdNamespace is where Linkerd's control plane runs.
 const DefaultLinkerdNamespace = "linkerd"
+
+// Client is the part of the Kubernetes API the facts are read with: the
+// server version and ConfigMaps. A kubernetes.Interface is one; the lean
+// webhook binary gives one without the clients of every other API group.
+type Client interface {
+	CoreV1() corev1client.CoreV1Interface
+	Discovery() discovery.DiscoveryInterfaces
+}
 
 // ConfigMapName is Linkerd's configuration, whose key "values" holds the
 // control plane's Helm values.
@@ -36,7 +45,7 @@ func FromConfigMapData(namespace string, data map[string]string) (policy.Environ
 // A missing ConfigMap, or no permission to read it, is not an error: the
 // Linkerd facts are then unknown and note says why, in one line. err is
 // for a cluster that cannot be asked at all.
-func Read(ctx context.Context, client kubernetes.Interface, linkerdNamespace string) (env policy.Environment, note string, err error) {
+func Read(ctx context.Context, client Client, linkerdNamespace string) (env policy.Environment, note string, err error) {
 	if linkerdNamespace == "" {
 		linkerdNamespace = DefaultLinkerdNamespace
 	}

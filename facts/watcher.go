@@ -11,8 +11,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/policy"
@@ -40,11 +40,10 @@ type Update struct {
 // A missing ConfigMap, or no permission to read it, leaves the Linkerd facts
 // unknown (the rules then behave as for Linkerd 2.11); it is never an error.
 type Watcher struct {
-	client    kubernetes.Interface
+	client    Client
 	namespace string
 	onChange  func(Update)
 
-	factory  informers.SharedInformerFactory
 	informer cache.SharedIndexInformer
 
 	current atomic.Pointer[policy.Environment]
@@ -60,25 +59,36 @@ type Watcher struct {
 // DefaultLinkerdNamespace). onChange, if set, is called with the facts each
 // time they or their state change (for the log and the metrics); it must not
 // block.
-func NewWatcher(client kubernetes.Interface, namespace string, onChange func(Update)) *Watcher {
+func NewWatcher(client Client, namespace string, onChange func(Update)) *Watcher {
 	if namespace == "" {
 		namespace = DefaultLinkerdNamespace
 	}
 	if onChange == nil {
 		onChange = func(Update) {}
 	}
-	// Resync 0: the ConfigMap changes through watch events.
-	factory := informers.NewSharedInformerFactoryWithOptions(client, 0,
-		informers.WithNamespace(namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", ConfigMapName).String()
-		}))
+	// One informer, built directly rather than by client-go's
+	// SharedInformerFactory: the factory links the informers of every API
+	// group, resident memory for nothing. Resync 0: the ConfigMap changes
+	// through watch events.
+	byName := func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", ConfigMapName).String()
+	}
+	configMaps := client.CoreV1().ConfigMaps(namespace)
+	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			byName(&o)
+			return configMaps.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			byName(&o)
+			return configMaps.Watch(ctx, o)
+		},
+	}, client)
 	w := &Watcher{
 		client:    client,
 		namespace: namespace,
 		onChange:  onChange,
-		factory:   factory,
-		informer:  factory.Core().V1().ConfigMaps().Informer(),
+		informer:  cache.NewSharedIndexInformer(lw, &corev1.ConfigMap{}, 0, cache.Indexers{}),
 	}
 	w.current.Store(&policy.Environment{})
 	return w
@@ -120,7 +130,8 @@ func (w *Watcher) Start(ctx context.Context) {
 			w.settled.Store(true)
 		}
 	})
-	w.factory.Start(ctx.Done())
+	var running sync.WaitGroup
+	running.Go(func() { w.informer.RunWithContext(ctx) })
 	go func() {
 		if cache.WaitForCacheSync(ctx.Done(), w.informer.HasSynced) {
 			if len(w.informer.GetStore().List()) == 0 {
@@ -129,7 +140,7 @@ func (w *Watcher) Start(ctx context.Context) {
 			w.settled.Store(true)
 		}
 		<-ctx.Done()
-		w.factory.Shutdown()
+		running.Wait()
 	}()
 }
 

@@ -10,8 +10,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	corev1listers "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 )
@@ -38,11 +39,10 @@ func (s StaticNamespaces) Labels(_ context.Context, namespace string) (map[strin
 // the cache gets one live GET, because a namespace created a moment before its
 // first workload may not have reached the watch yet.
 type NamespaceCache struct {
-	client   kubernetes.Interface
-	factory  informers.SharedInformerFactory
-	informer cache.SharedIndexInformer
-	lister   corev1listers.NamespaceLister
-	log      logr.Logger
+	namespaces corev1client.NamespaceInterface
+	informer   cache.SharedIndexInformer
+	lister     corev1listers.NamespaceLister
+	log        logr.Logger
 }
 
 // missTimeout bounds the live GET on a cache miss: the apiserver is waiting
@@ -50,20 +50,30 @@ type NamespaceCache struct {
 const missTimeout = 2 * time.Second
 
 // NewNamespaceCache prepares the informer; Start runs it.
-func NewNamespaceCache(client kubernetes.Interface, log logr.Logger) *NamespaceCache {
-	// Resync 0: labels change through watch events, a periodic resync adds nothing.
-	factory := informers.NewSharedInformerFactory(client, 0)
-	nsInformer := factory.Core().V1().Namespaces()
+func NewNamespaceCache(client Client, log logr.Logger) *NamespaceCache {
+	// The informer is built directly rather than by client-go's
+	// SharedInformerFactory, which links the informers of every API group:
+	// resident memory for nothing. Resync 0: labels change through watch
+	// events, a periodic resync adds nothing.
+	namespaces := client.CoreV1().Namespaces()
+	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return namespaces.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return namespaces.Watch(ctx, o)
+		},
+	}, client)
+	informer := cache.NewSharedIndexInformer(lw, &corev1.Namespace{}, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	// The cache keeps only what the mode needs: name and labels. A
 	// namespace's annotations, managed fields and status cost memory for
 	// nothing (a cluster with thousands of namespaces).
-	_ = nsInformer.Informer().SetTransform(labelsOnly)
+	_ = informer.SetTransform(labelsOnly)
 	return &NamespaceCache{
-		client:   client,
-		factory:  factory,
-		informer: nsInformer.Informer(),
-		lister:   nsInformer.Lister(),
-		log:      log,
+		namespaces: namespaces,
+		informer:   informer,
+		lister:     corev1listers.NewNamespaceLister(informer.GetIndexer()),
+		log:        log,
 	}
 }
 
@@ -81,11 +91,7 @@ func labelsOnly(obj any) (any, error) {
 
 // Start runs the informer until ctx ends.
 func (c *NamespaceCache) Start(ctx context.Context) {
-	c.factory.Start(ctx.Done())
-	go func() {
-		<-ctx.Done()
-		c.factory.Shutdown()
-	}()
+	go c.informer.RunWithContext(ctx)
 }
 
 // HasSynced reports whether the initial list has been loaded.
@@ -114,7 +120,7 @@ func (c *NamespaceCache) Labels(ctx context.Context, namespace string) (map[stri
 	}
 	ctx, cancel := context.WithTimeout(ctx, missTimeout)
 	defer cancel()
-	live, err := c.client.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
+	live, err := c.namespaces.Get(ctx, namespace, metav1.GetOptions{})
 	if err != nil {
 		if !apierrors.IsNotFound(err) {
 			c.log.Error(err, "namespace lookup after cache miss failed; using the default mode", "namespace", namespace)

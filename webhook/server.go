@@ -13,7 +13,6 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -38,6 +37,12 @@ type Registry interface {
 	prometheus.Gatherer
 }
 
+// Client is the part of the Kubernetes API the server reads: namespaces,
+// ConfigMap linkerd-config and the server version. A kubernetes.Interface
+// is one; the lean webhook binary gives one without the clients of every
+// other API group (each linked client is resident memory).
+type Client = facts.Client
+
 // Options configure Run. The zero value plus a CertDir is a working server
 // with the default policy and no cluster.
 type Options struct {
@@ -54,7 +59,7 @@ type Options struct {
 	// installed Linkerd's facts (list/watch ConfigMap linkerd-config, the
 	// server version); nil means no cluster: every namespace gets the
 	// config's defaultMode and the facts are unknown.
-	Client kubernetes.Interface
+	Client Client
 	// LinkerdNamespace is where linkerd-config is read; "" means
 	// facts.DefaultLinkerdNamespace.
 	LinkerdNamespace string

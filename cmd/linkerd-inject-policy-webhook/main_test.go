@@ -2,6 +2,7 @@ package main
 
 import (
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -21,15 +22,19 @@ var heavyPrefixes = []string{
 	"github.com/containerd/",
 	"github.com/docker/",
 	"github.com/evanphx/json-patch", // kubectl's strategic merge, not our patch library
+	// serve --report-interval's reports (doctor, in the full CLI only).
+	"github.com/openreports/",
+	"k8s.io/client-go/dynamic",
 }
 
 const module = "github.com/linkerd-inject-policy/linkerd-inject-policy/"
 
 // ownPackages are this module's packages the webhook may link; any other
-// (bootstrap, deploy, e2e, check's manifest editor) is a mistake. doctor is
-// linked for serve --report-interval; it brings only client-go's dynamic
-// client and the OpenReports types.
-var ownPackages = []string{"certs", "cmd/linkerd-inject-policy-webhook", "doctor", "facts", "internal/serve", "policy", "webhook"}
+// (bootstrap, deploy, e2e, check's manifest editor, doctor and the reports
+// of serve --report-interval) is a mistake. Every package linked costs
+// resident memory even when it never runs: its init, its types and the
+// binary's larger tables.
+var ownPackages = []string{"certs", "cmd/linkerd-inject-policy-webhook", "facts", "internal/serve", "policy", "webhook"}
 
 // unwanted lists what the package pattern links that the webhook must not.
 func unwanted(t *testing.T, pkg string) []string {
@@ -61,15 +66,17 @@ func TestWebhookBinaryLinksNothingOnlyTheCLINeeds(t *testing.T) {
 	}
 }
 
-// The same list taken of the full CLI must find the Helm SDK: otherwise the
-// check above could not fail.
+// The same list taken of the full CLI must find the Helm SDK, doctor and
+// the reports' OpenReports types: otherwise the check above could not fail.
 func TestTheFullCLILinksWhatTheWebhookMustNot(t *testing.T) {
 	if testing.Short() {
 		t.Skip("go list of the whole dependency graph")
 	}
 	bad := unwanted(t, "../linkerd-inject-policy")
-	if !slices.ContainsFunc(bad, func(d string) bool { return strings.HasPrefix(d, "helm.sh/") }) {
-		t.Errorf("the full CLI links no helm.sh/ package by this test's list: %v", bad)
+	for _, want := range []string{"helm.sh/", module + "doctor ", module + "internal/serve/reports ", "github.com/openreports/", "k8s.io/client-go/dynamic "} {
+		if !slices.ContainsFunc(bad, func(d string) bool { return strings.HasPrefix(d, want) }) {
+			t.Errorf("the full CLI links no %s package by this test's list: %v", strings.TrimSpace(want), bad)
+		}
 	}
 }
 
@@ -83,5 +90,50 @@ func TestWebhookBinaryHasOnlyServeAndVersion(t *testing.T) {
 	slices.Sort(names)
 	if !slices.Equal(names, []string{"serve", "version"}) {
 		t.Errorf("commands %v, want [serve version]", names)
+	}
+}
+
+// wholeClientSymbols are symbols of client-go's whole clientset and of its
+// SharedInformerFactory. Both are imported by controller-runtime anyway, so
+// go list cannot keep them out; what matters is whether the linker keeps
+// them: either links the clients (or informers) of every API group, over a
+// MiB of resident memory the webhook never uses.
+var wholeClientSymbols = []string{
+	"k8s.io/client-go/kubernetes.NewForConfigAndClient",
+	"k8s.io/client-go/informers.NewSharedInformerFactoryWithOptions",
+}
+
+// linkedSymbols builds pkg and returns which of wholeClientSymbols its
+// binary has.
+func linkedSymbols(t *testing.T, pkg string) []string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "bin")
+	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	}
+	out, err := exec.Command("go", "tool", "nm", bin).Output()
+	if err != nil {
+		t.Fatalf("go tool nm: %v", err)
+	}
+	var found []string
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && slices.Contains(wholeClientSymbols, f[2]) && !slices.Contains(found, f[2]) {
+			found = append(found, f[2])
+		}
+	}
+	return found
+}
+
+func TestWebhookBinaryLinksNoWholeClientset(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	if found := linkedSymbols(t, "."); len(found) > 0 {
+		t.Errorf("the webhook binary links %v: use the typed clients it needs, and informers built on them", found)
+	}
+	// The same check of a program that uses both finds both.
+	if found := linkedSymbols(t, "./testdata/fullclientset"); len(found) != len(wholeClientSymbols) {
+		t.Errorf("a program using the whole clientset and the informer factory: found %v of %v", found, wholeClientSymbols)
 	}
 }

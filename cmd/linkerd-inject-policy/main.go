@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/internal/serve"
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/internal/serve/reports"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -35,7 +36,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serve.NewCommand(version), newCheckCmd(), newBootstrapCmd(), newDoctorCmd(), serve.NewVersionCommand("linkerd-inject-policy", version))
+	root.AddCommand(serve.NewCommand(version, reports.Start), newCheckCmd(), newBootstrapCmd(), newDoctorCmd(), serve.NewVersionCommand("linkerd-inject-policy", version))
 	return root
 }
 

@@ -8,7 +8,7 @@ import (
 )
 
 // TestMain runs the tests in the e2e harness's private network namespace
-// (docs/testing.md): TestServeWritesReportsPeriodically starts a control plane.
+// (docs/testing.md), as every package whose tests open ports does.
 func TestMain(m *testing.M) {
 	cluster.Isolate()
 	os.Exit(m.Run())

@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
@@ -50,6 +49,7 @@ type serveFlags struct {
 	webhookConfigName string
 	reportInterval    time.Duration
 	version           string
+	reporter          Reporter
 }
 
 const (
@@ -60,9 +60,10 @@ const (
 )
 
 // NewCommand is the serve command; version goes into the cluster client's
-// user agent.
-func NewCommand(version string) *cobra.Command {
-	f := &serveFlags{version: version}
+// user agent. reporter writes the reports of --report-interval; with none
+// the command refuses that flag.
+func NewCommand(version string, reporter Reporter) *cobra.Command {
+	f := &serveFlags{version: version, reporter: reporter}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the mutating admission webhook",
@@ -106,7 +107,11 @@ limit (cgroup memory.max), if it has one.`,
 	fl.StringVar(&f.serviceName, "service-name", "linkerd-inject-policy", "self-managed: the webhook Service (DNS names of the certificate)")
 	fl.StringVar(&f.certSecret, "cert-secret", "linkerd-inject-policy-tls", "self-managed: Secret holding ca.crt, tls.crt and tls.key")
 	fl.StringVar(&f.webhookConfigName, "webhook-config-name", webhook.ConfigurationName, "self-managed: MutatingWebhookConfiguration whose caBundle is kept current")
-	fl.DurationVar(&f.reportInterval, "report-interval", 0, "write doctor's findings as OpenReports objects once the webhook is ready and then at this interval, e.g. 10m (0 disables; needs a cluster)")
+	reportHelp := "write doctor's findings as OpenReports objects once the webhook is ready and then at this interval, e.g. 10m (0 disables; needs a cluster)"
+	if reporter == nil {
+		reportHelp += "; not in this binary: linkerd-inject-policy serve has it"
+	}
+	fl.DurationVar(&f.reportInterval, "report-interval", 0, reportHelp)
 	return cmd
 }
 
@@ -138,6 +143,9 @@ func runServe(ctx context.Context, f *serveFlags) error {
 	if f.reportInterval < 0 {
 		return &UsageError{Err: fmt.Errorf("--report-interval %s: must not be negative", f.reportInterval)}
 	}
+	if f.reportInterval > 0 && f.reporter == nil {
+		return &UsageError{Err: errNoReporter}
+	}
 	setDefaultMemoryLimit(log, "/sys/fs/cgroup")
 
 	// Load the config before anything else so a bad file fails fast, with its field paths.
@@ -151,13 +159,18 @@ func runServe(ctx context.Context, f *serveFlags) error {
 	if err != nil {
 		return err
 	}
-	var client kubernetes.Interface
+	// client stays a nil interface without a cluster (never a nil *kubeClient).
+	var client interface {
+		webhook.Client
+		certs.Client
+	}
 	if restConfig != nil {
 		restConfig.UserAgent = "linkerd-inject-policy/" + f.version
-		client, err = kubernetes.NewForConfig(restConfig)
+		c, err := newKubeClient(restConfig)
 		if err != nil {
 			return fmt.Errorf("kubernetes client: %w", err)
 		}
+		client = c
 	}
 
 	if f.certMode == certModeSelfManaged {
@@ -186,7 +199,7 @@ func runServe(ctx context.Context, f *serveFlags) error {
 
 	if f.reportInterval > 0 {
 		var stop func()
-		ctx, stop, err = startReports(ctx, f, restConfig, client, log)
+		ctx, stop, err = startReports(ctx, f, restConfig, log)
 		if err != nil {
 			return err
 		}

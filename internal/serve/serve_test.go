@@ -62,6 +62,7 @@ func TestServeRejectsBadFlags(t *testing.T) {
 		{"an unknown log format is refused", []string{"--cert-dir", certDir, "--log-format", "xml"}, "--log-format"},
 		{"an unknown certificate mode is refused", []string{"--cert-dir", certDir, "--cert-mode", "sideways"}, "--cert-mode"},
 		{"a negative report interval is refused", []string{"--cert-dir", certDir, "--report-interval", "-1m"}, "--report-interval"},
+		{"a report interval is refused by a binary that writes no reports", []string{"--cert-dir", certDir, "--report-interval", "10m"}, "linkerd-inject-policy serve"},
 		{"a zero body limit is refused", []string{"--cert-dir", certDir, "--max-request-bytes", "0"}, "--max-request-bytes"},
 		{"an invalid config file is refused at start", []string{"--cert-dir", certDir, "--config", badConfig}, "--config"},
 		{"a missing config file is refused at start", []string{"--cert-dir", certDir, "--config", filepath.Join(t.TempDir(), "absent.yaml")}, "absent.yaml"},
@@ -72,7 +73,7 @@ func TestServeRejectsBadFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := NewCommand("test")
+			cmd := NewCommand("test", nil)
 			cmd.SetArgs(tt.args)
 			cmd.SetOut(io.Discard)
 			cmd.SetErr(io.Discard)
@@ -102,7 +103,7 @@ func TestServeAnswersAdmissionReviews(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		cmd := NewCommand("test")
+		cmd := NewCommand("test", nil)
 		cmd.SetArgs([]string{"--cert-dir", certDir, "--config", config, "--host", "127.0.0.1", "--port", strconv.Itoa(port),
 			"--health-probe-bind-address", health, "--metrics-bind-address", metrics, "--log-level", "error"})
 		done <- cmd.ExecuteContext(ctx)

@@ -1,4 +1,4 @@
-package serve
+package reports
 
 import (
 	"context"
@@ -144,16 +144,19 @@ func TestServeWritesReportsPeriodically(t *testing.T) {
 		if _, err := cs.CoreV1().Services("reports").Update(ctx, svcNow, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		certDir, _ := servingCertDir(t)
-		metrics := "127.0.0.1:" + strconv.Itoa(freeLoopbackPort(t))
+		certDir := t.TempDir()
+		if _, err := cluster.WriteServingCert(certDir, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		metrics := "127.0.0.1:" + strconv.Itoa(cluster.FreePortForTest(t))
 		logFile, err := os.Create(filepath.Join(t.TempDir(), "serve.log"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer logFile.Close()
 		cmd := exec.CommandContext(ctx, bin, "serve", "--cert-dir", certDir, "--kubeconfig", c.KubeconfigPath,
-			"--host", "127.0.0.1", "--port", strconv.Itoa(freeLoopbackPort(t)),
-			"--health-probe-bind-address", "127.0.0.1:"+strconv.Itoa(freeLoopbackPort(t)),
+			"--host", "127.0.0.1", "--port", strconv.Itoa(cluster.FreePortForTest(t)),
+			"--health-probe-bind-address", "127.0.0.1:"+strconv.Itoa(cluster.FreePortForTest(t)),
 			"--metrics-bind-address", metrics, "--report-interval", "1s")
 		cmd.Stdout, cmd.Stderr = logFile, logFile
 		if err := cmd.Start(); err != nil {

@@ -1,11 +1,13 @@
-package serve
+// Package reports is serve --report-interval: doctor run periodically inside
+// the webhook, its findings written as OpenReports objects. The full CLI
+// gives it to serve.NewCommand; the lean webhook binary does not link it (nor
+// doctor, client-go's dynamic client and the OpenReports types it brings).
+package reports
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"sync"
 	"time"
 
@@ -13,10 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/doctor"
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/internal/serve"
 	"github.com/linkerd-inject-policy/linkerd-inject-policy/policy"
 )
 
@@ -152,69 +154,35 @@ func (o reportLoopOptions) count(outcome string) {
 	}
 }
 
-// waitReadyz polls the health probe address's /readyz until it answers 200
-// or ctx ends. A wildcard host is reached on loopback.
-func waitReadyz(addr string) func(context.Context) error {
-	host, port, err := net.SplitHostPort(addr)
+// Start is a serve.Reporter: it starts the periodic doctor run for serve's
+// options and returns a function that waits for it to stop (after ctx
+// ends).
+func Start(ctx context.Context, o serve.ReportOptions) (func(), error) {
+	// doctor scans every kind it knows: the whole clientset.
+	client, err := kubernetes.NewForConfig(o.RestConfig)
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-	}
-	url := "http://" + net.JoinHostPort(host, port) + "/readyz"
-	client := &http.Client{Timeout: 5 * time.Second}
-	return func(ctx context.Context) error {
-		for {
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-			if err != nil {
-				return err
-			}
-			if resp, err := client.Do(req); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return nil
-				}
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(500 * time.Millisecond):
-			}
-		}
-	}
-}
-
-// startReports starts the report loop for serve's flags, and returns the
-// context the rest of serve runs with and a function that stops the loop and
-// waits for it. Without a cluster it only says so.
-func startReports(ctx context.Context, f *serveFlags, restConfig *rest.Config, client kubernetes.Interface, log logr.Logger) (context.Context, func(), error) {
-	if client == nil {
-		log.Info("--report-interval ignored: no cluster configured")
-		return ctx, func() {}, nil
-	}
-	dyn, err := dynamic.NewForConfig(restConfig)
+	dyn, err := dynamic.NewForConfig(o.RestConfig)
 	if err != nil {
-		return ctx, nil, fmt.Errorf("dynamic client: %w", err)
+		return nil, fmt.Errorf("dynamic client: %w", err)
 	}
 	runs, err := newReportRunsMetric(crmetrics.Registry)
 	if err != nil {
-		return ctx, nil, err
+		return nil, err
 	}
-	var ready func(context.Context) error
-	if f.healthAddr != "0" {
-		ready = waitReadyz(f.healthAddr)
-	}
-	ctx, cancel := context.WithCancel(ctx)
 	wait := startReportLoop(ctx, reportLoopOptions{
-		Interval:         f.reportInterval,
+		Interval:         o.Interval,
 		Client:           client,
 		Dynamic:          dyn,
-		ConfigPath:       f.configPath,
-		LinkerdNamespace: f.linkerdNamespace,
-		WaitReady:        ready,
+		ConfigPath:       o.ConfigPath,
+		LinkerdNamespace: o.LinkerdNamespace,
+		WaitReady:        o.WaitReady,
 		Runs:             runs,
-		Log:              log.WithName("reports"),
+		Log:              o.Log,
 	})
-	return ctx, func() { cancel(); wait() }, nil
+	if wait == nil {
+		wait = func() {}
+	}
+	return wait, nil
 }

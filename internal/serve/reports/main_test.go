@@ -1,0 +1,15 @@
+package reports
+
+import (
+	"os"
+	"testing"
+
+	"github.com/linkerd-inject-policy/linkerd-inject-policy/e2e/cluster"
+)
+
+// TestMain runs the tests in the e2e harness's private network namespace
+// (docs/testing.md): TestServeWritesReportsPeriodically starts a control plane.
+func TestMain(m *testing.M) {
+	cluster.Isolate()
+	os.Exit(m.Run())
+}
