@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -211,7 +212,7 @@ func Run(ctx context.Context, o Options) error {
 		}},
 	})
 	srv.Register(Path, handler)
-	readyChecks["webhook"] = srv.StartedChecker()
+	readyChecks["webhook"] = onceReady(srv.StartedChecker())
 	// Requests' contexts derive from the context the server starts with:
 	// cancel it with a cause the handler recognises, so it drains
 	// in-flight requests on shutdown instead of abandoning them.
@@ -247,6 +248,25 @@ func Run(ctx context.Context, o Options) error {
 	wg.Wait()
 	log.Info("webhook stopped")
 	return firstErr
+}
+
+// onceReady passes check until it first succeeds, and then succeeds. The
+// webhook server's check dials the server and completes a TLS handshake
+// with it, a costly way (on a small node, and in garbage) to learn again,
+// at every readiness probe, what cannot change while the process runs: the
+// server stays up until Run returns, and Run ends the process's serving.
+func onceReady(check healthz.Checker) healthz.Checker {
+	var ok atomic.Bool
+	return func(r *http.Request) error {
+		if ok.Load() {
+			return nil
+		}
+		if err := check(r); err != nil {
+			return err
+		}
+		ok.Store(true)
+		return nil
+	}
 }
 
 // servePlain serves handler over plain HTTP on addr until ctx ends, then
