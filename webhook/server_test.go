@@ -169,6 +169,7 @@ func startServer(t *testing.T, o Options, roots *x509.CertPool) *runningServer {
 	eventually(t, "server ready", func() (bool, string) {
 		select {
 		case err := <-s.done:
+			s.done <- err // for the cleanup
 			t.Fatalf("server stopped early: %v", err)
 		default:
 		}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -287,17 +288,35 @@ func WriteServingCert(dir string, now time.Time) ([]byte, error) {
 	return ca.CertPEM, nil
 }
 
-// FreePort asks the kernel for a free loopback TCP port. Another process may
-// take it before it is bound; the window is tiny and a failure is reported.
+// FreePort asks the kernel for a free loopback TCP port, never one it has
+// given out before in this process. Another process may take it before it is
+// bound; the window is tiny and a failure is reported.
 // The tests, the fault tests and the benchmarks all use this one.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free loopback port: %w", err)
+	freePorts.Lock()
+	defer freePorts.Unlock()
+	// The kernel may hand a port it just freed out again, and callers ask
+	// for several before they listen on any: never give one out twice.
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("find a free loopback port: %w", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !freePorts.given[port] {
+			freePorts.given[port] = true
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("find a free loopback port: the kernel keeps offering ports already given out")
 }
+
+// freePorts are the ports FreePort has given out in this process.
+var freePorts = struct {
+	sync.Mutex
+	given map[int]bool
+}{given: map[int]bool{}}
 
 // FreePortForTest is FreePort for tests: it fails t when no port is free.
 func FreePortForTest(t testing.TB) int {
