@@ -319,31 +319,7 @@ func TestKubectlPrintsLinkerdAnnotationWarnings(t *testing.T) {
 	t.Parallel()
 	labels, annotations := meshedNamespace(policy.ModeEnforce)
 	ns := s.namespace(t, "lint", labels, annotations)
-	_, stderr := s.kubectl(t, `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  annotations:
-    linkerd.io/inject: enabled
-spec:
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata:
-      labels: {app: web}
-    spec: {containers: [{name: web, image: nginx}]}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: typo
-spec:
-  selector: {matchLabels: {app: typo}}
-  template:
-    metadata:
-      labels: {app: typo}
-      annotations: {linkerd.io/inject: enable}
-    spec: {containers: [{name: web, image: nginx}]}
-`, "apply", "-n", ns, "-f", "-")
+	_, stderr := s.kubectl(t, "", "apply", "-n", ns, "-f", filepath.Join(s.repo, "e2e", "testdata", "annotation-mistakes.yaml"))
 	var misplaced, invalid bool
 	for _, l := range strings.Split(stderr, "\n") {
 		if !strings.HasPrefix(l, "Warning: ") {

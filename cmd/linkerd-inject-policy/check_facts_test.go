@@ -109,32 +109,17 @@ func TestCheckMakesMySQLOnANamedPortOpaque(t *testing.T) {
 	}
 }
 
+// annotationMistakes, from the repository root, is the manifest the e2e
+// suite applies to see kubectl print the same warnings.
+const annotationMistakes = "e2e/testdata/annotation-mistakes.yaml"
+
 func TestCheckWarnsAboutLinkerdAnnotations(t *testing.T) {
-	in := `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  annotations:
-    linkerd.io/inject: enabled
-spec:
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata:
-      labels: {app: web}
-    spec: {containers: [{name: web, image: nginx}]}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: typo
-spec:
-  selector: {matchLabels: {app: typo}}
-  template:
-    metadata:
-      labels: {app: typo}
-      annotations: {linkerd.io/inject: enable}
-    spec: {containers: [{name: web, image: nginx}]}
-`
+	repoRoot(t)
+	b, err := os.ReadFile(annotationMistakes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := string(b)
 	stdout, stderr, err := checkRunStderr(t, in, "-f", "-")
 	if err != nil {
 		t.Fatal(err)
