@@ -174,42 +174,61 @@ func (d *jsonDecoder) object(skip map[string]bool) (map[string]any, error) {
 		return nil, errJSONDepth
 	}
 	d.pos++ // '{'
+	// On an error the stacks are left as they are: release clears them.
+	mark := len(d.kvs)
+	err := d.members(func(key string) error {
+		if skip[key] {
+			return d.skipValue()
+		}
+		v, err := d.value()
+		if err != nil {
+			return err
+		}
+		d.kvs = append(d.kvs, member{key, v})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	ms := d.kvs[mark:]
+	m := make(map[string]any, len(ms))
+	for i := range ms {
+		m[ms[i].key] = ms[i].value // the last of duplicate keys wins
+		ms[i] = member{}
+	}
+	d.kvs = d.kvs[:mark]
+	return m, nil
+}
+
+// members parses the members of an object whose '{' is consumed, calling
+// member with d at each value.
+func (d *jsonDecoder) members(member func(key string) error) error {
 	d.skipSpace()
 	if d.pos < len(d.data) && d.data[d.pos] == '}' {
 		d.pos++
 		d.depth--
-		return make(map[string]any), nil
+		return nil
 	}
-	// On an error the stacks are left as they are: release clears them.
-	mark := len(d.kvs)
 	for {
 		d.skipSpace()
 		if d.pos >= len(d.data) || d.data[d.pos] != '"' {
-			return nil, d.syntaxError("looking for beginning of object key string")
+			return d.syntaxError("looking for beginning of object key string")
 		}
 		key, err := d.str()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		d.skipSpace()
 		if d.pos >= len(d.data) || d.data[d.pos] != ':' {
-			return nil, d.syntaxError("after object key")
+			return d.syntaxError("after object key")
 		}
 		d.pos++
-		if skip[key] {
-			if err := d.skipValue(); err != nil {
-				return nil, err
-			}
-		} else {
-			v, err := d.value()
-			if err != nil {
-				return nil, err
-			}
-			d.kvs = append(d.kvs, member{key, v})
+		if err := member(key); err != nil {
+			return err
 		}
 		d.skipSpace()
 		if d.pos >= len(d.data) {
-			return nil, d.syntaxError("")
+			return d.syntaxError("")
 		}
 		switch d.data[d.pos] {
 		case ',':
@@ -217,16 +236,9 @@ func (d *jsonDecoder) object(skip map[string]bool) (map[string]any, error) {
 		case '}':
 			d.pos++
 			d.depth--
-			ms := d.kvs[mark:]
-			m := make(map[string]any, len(ms))
-			for i := range ms {
-				m[ms[i].key] = ms[i].value // the last of duplicate keys wins
-				ms[i] = member{}
-			}
-			d.kvs = d.kvs[:mark]
-			return m, nil
+			return nil
 		default:
-			return nil, d.syntaxError("after object key:value pair")
+			return d.syntaxError("after object key:value pair")
 		}
 	}
 }

@@ -166,49 +166,6 @@ func parseReview(body []byte) (*review, error) {
 	return r, nil
 }
 
-// members parses the members of an object whose '{' is consumed, calling
-// member with d at each value.
-func (d *jsonDecoder) members(member func(key string) error) error {
-	d.skipSpace()
-	if d.pos < len(d.data) && d.data[d.pos] == '}' {
-		d.pos++
-		d.depth--
-		return nil
-	}
-	for {
-		d.skipSpace()
-		if d.pos >= len(d.data) || d.data[d.pos] != '"' {
-			return d.syntaxError("looking for beginning of object key string")
-		}
-		key, err := d.str()
-		if err != nil {
-			return err
-		}
-		d.skipSpace()
-		if d.pos >= len(d.data) || d.data[d.pos] != ':' {
-			return d.syntaxError("after object key")
-		}
-		d.pos++
-		if err := member(key); err != nil {
-			return err
-		}
-		d.skipSpace()
-		if d.pos >= len(d.data) {
-			return d.syntaxError("")
-		}
-		switch d.data[d.pos] {
-		case ',':
-			d.pos++
-		case '}':
-			d.pos++
-			d.depth--
-			return nil
-		default:
-			return d.syntaxError("after object key:value pair")
-		}
-	}
-}
-
 // fields reads typed fields of decoded objects, keeping the first type error.
 type fields struct{ err error }
 
